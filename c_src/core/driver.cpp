@@ -1,0 +1,281 @@
+// The driver thread: puts ready tasks on free slots, collects the core's results, turns them
+// into stream chunks and final JSON, and enforces timeout_write / timeout_read.
+//
+// One thread serves every task of a handle: it waits on llama.cpp's result queue for the ids
+// of all tasks in flight plus a private "wake" id that callers post to when something
+// changed (new task, cancel, close), so no thread is parked per task.
+#include "core.h"
+
+namespace lls {
+
+namespace {
+using Notify = std::vector<std::function<void()>>;
+
+void run(Notify & n) {
+    for (auto & f : n) f();
+    n.clear();
+}
+}  // namespace
+
+void Server::wake() {
+    if (!core_ || wake_id_ < 0) return;
+    auto r = std::make_unique<WakeResult>();
+    r->id = wake_id_;
+    core_->results().send(std::move(r));
+}
+
+int Server::pick_slot(const Session * s) const {
+    if (s && s->last_slot >= 0 && slot_task_[s->last_slot] == 0) {
+        return s->last_slot;   // affinity: its KV cache is still there
+    }
+    int best = -1;
+    for (int i = 0; i < (int) slot_task_.size(); i++) {
+        if (slot_task_[i] == 0 && (best < 0 || slot_used_at_[i] < slot_used_at_[best])) {
+            best = i;   // least recently used: least likely to hold a cache someone still wants
+        }
+    }
+    return best;
+}
+
+void Server::release_slot(const TaskPtr & t) {
+    if (t->slot >= 0 && slot_task_[t->slot] == t->id) {
+        slot_task_[t->slot] = 0;
+    }
+    dispatch_needed_ = true;
+}
+
+void Server::finish(const TaskPtr & t, llama_error_t code, std::string result, bool push_error_chunk,
+                    Notify & notify) {
+    t->state = TaskState::done;
+    t->code = code;
+    t->finished = Clock::now();
+    t->result = std::move(result);
+    if (push_error_chunk && t->stream) {
+        if (t->listener) {
+            notify.push_back([l = t->listener, id = t->id, r = t->result] { l->on_chunk(id, r); });
+        } else {
+            t->chunks.push_back({t->result, true});
+        }
+    }
+    if (t->listener) {
+        notify.push_back([l = t->listener, id = t->id, code, r = t->result] { l->on_done(id, code, r); });
+    }
+    t->cv.notify_all();
+}
+
+void Server::abort_task(const TaskPtr & t, llama_error_t code, const std::string & type,
+                        const std::string & msg, Notify & notify) {
+    if (t->state == TaskState::done) return;
+    if (t->core_id >= 0) {
+        by_core_id_.erase(t->core_id);
+        core_->results().remove_waiting_task_id(t->core_id);
+        server_task cancel(SERVER_TASK_TYPE_CANCEL);
+        cancel.id_target = t->core_id;
+        core_->tasks().post(std::move(cancel), true);
+    }
+    if (t->session_id > 0) {
+        auto it = sessions_.find(t->session_id);
+        if (it != sessions_.end()) {
+            Session & s = it->second;
+            if (s.running == t) {
+                s.running = nullptr;
+            } else {
+                for (auto p = s.pending.begin(); p != s.pending.end(); ++p) {
+                    if (*p == t) {
+                        s.pending.erase(p);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    release_slot(t);
+    json r = error_json(code, type, msg);
+    if (t->kind == TaskKind::completion || t->kind == TaskKind::chat) {
+        r["content"] = t->acc_content;   // what was generated before the stop
+        r["tokens_predicted"] = t->n_decoded;
+    }
+    finish(t, code, r.dump_safe(), false, notify);
+}
+
+void Server::expire(Notify & notify) {
+    const auto now = Clock::now();
+    const auto write_limit = std::chrono::duration<double>(cfg_.timeout_write_s);
+    const auto read_limit = std::chrono::duration<double>(cfg_.timeout_read_s);
+    std::vector<int> drop;
+    for (auto & kv : tasks_) {
+        const TaskPtr & t = kv.second;
+        if (t->state != TaskState::done && !t->started && now - t->created > write_limit) {
+            abort_task(t, LLAMA_ERROR_TIMEOUT, "timeout",
+                       "task waited longer than timeout_write in the queue", notify);
+        } else if (t->state == TaskState::done && !t->stream && now - t->finished > read_limit) {
+            drop.push_back(kv.first);   // nobody fetched it: do not keep it forever
+        }
+    }
+    for (int id : drop) tasks_.erase(id);
+}
+
+void Server::driver_main() {
+    Notify notify;
+    auto last_expire = Clock::now();
+    while (true) {
+        std::unordered_set<int> ids;
+        {
+            std::unique_lock<std::mutex> lk(mu_);
+            if (stopping_) break;
+            if (Clock::now() - last_expire > std::chrono::milliseconds(200)) {
+                expire(notify);
+                last_expire = Clock::now();
+            }
+            dispatch_ready(lk);
+            ids.reserve(by_core_id_.size() + 1);
+            ids.insert(wake_id_);
+            for (auto & kv : by_core_id_) ids.insert(kv.first);
+        }
+        run(notify);
+        auto res = core_->results().recv_with_timeout(ids, 1);
+        if (res) {
+            try {
+                on_result(std::move(res));
+            } catch (const std::exception & e) {
+                log(LLAMA_SERVER_LOG_ERROR, "llama_server: driver: %s\n", e.what());
+            }
+        }
+    }
+}
+
+void Server::on_result(std::unique_ptr<server_task_result> res) {
+    Notify notify;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        auto it = by_core_id_.find(res->id);
+        if (it == by_core_id_.end()) {
+            return;   // a wake-up, or a late result of a cancelled task
+        }
+        TaskPtr t = it->second;
+        auto done_on_core = [&] {
+            by_core_id_.erase(t->core_id);
+            core_->results().remove_waiting_task_id(t->core_id);
+            t->core_id = -1;
+            if (t->session_id > 0) {
+                auto s = sessions_.find(t->session_id);
+                if (s != sessions_.end() && s->second.running == t) s->second.running = nullptr;
+            }
+            release_slot(t);
+        };
+        if (res->is_error()) {
+            auto * e = static_cast<server_task_result_error *>(res.get());
+            done_on_core();
+            const char * type = e->err_type == ERROR_TYPE_EXCEED_CONTEXT_SIZE ? "exceed_context_size_error"
+                              : e->err_type == ERROR_TYPE_INVALID_REQUEST    ? "invalid_request_error"
+                                                                             : "server_error";
+            finish(t, LLAMA_ERROR_INFERENCE_FAILED, error_json(LLAMA_ERROR_INFERENCE_FAILED, type, e->err_msg).dump_safe(),
+                   true, notify);
+        } else if (auto * p = dynamic_cast<server_task_result_cmpl_partial *>(res.get())) {
+            std::vector<std::string> chunks;
+            on_partial(t, *p, chunks);
+            for (auto & c : chunks) {
+                if (t->listener) {
+                    notify.push_back([l = t->listener, id = t->id, c] { l->on_chunk(id, c); });
+                } else {
+                    t->chunks.push_back({std::move(c), false});
+                }
+            }
+            if (!chunks.empty()) t->cv.notify_all();
+        } else if (auto * f = dynamic_cast<server_task_result_cmpl_final *>(res.get())) {
+            std::vector<std::string> chunks;
+            on_final(t, *f, chunks);
+            for (size_t i = 0; i < chunks.size(); i++) {
+                if (t->listener) {
+                    notify.push_back([l = t->listener, id = t->id, c = chunks[i]] { l->on_chunk(id, c); });
+                } else {
+                    t->chunks.push_back({std::move(chunks[i]), i + 1 == chunks.size()});
+                }
+            }
+            done_on_core();
+            finish(t, LLAMA_SUCCESS, std::move(t->result), false, notify);
+        }
+    }
+    run(notify);
+}
+
+static void push_json_chunks(const json & j, std::vector<std::string> & out) {
+    if (j.is_array()) {
+        for (const auto & e : j) out.push_back(e.dump_safe());
+    } else if (!j.is_null()) {
+        out.push_back(j.dump_safe());
+    }
+}
+
+void Server::on_partial(const TaskPtr & t, server_task_result_cmpl_partial & p, std::vector<std::string> & chunks) {
+    t->started = true;
+    if (p.is_begin || p.is_progress) {
+        return;
+    }
+    t->acc_content += p.content;
+    t->acc_tokens.insert(t->acc_tokens.end(), p.tokens.begin(), p.tokens.end());
+    t->n_decoded = p.n_decoded;
+    if (t->stream) {
+        p.update(*t->chat_state);
+        push_json_chunks(p.to_json(), chunks);
+    }
+}
+
+// Keep results small by default (the design document fetches them into 1 KB buffers):
+// the prompt echo, settings and token ids only when asked for.
+static void compact_completion(json & r, const json & input) {
+    const bool verbose = input.value("verbose", false);
+    if (!verbose) {
+        r.erase("generation_settings");
+        r.erase("prompt");
+    }
+    if (!input.value("return_tokens", false)) {
+        r.erase("tokens");
+    }
+}
+
+void Server::on_final(const TaskPtr & t, server_task_result_cmpl_final & f, std::vector<std::string> & chunks) {
+    // The core ran the task in stream mode (for partial text on cancel and per-token
+    // progress); rebuild the non-stream shape from the accumulated text.
+    if (t->stream) {
+        f.update(*t->chat_state);          // state already holds the streamed text
+        push_json_chunks(f.to_json(), chunks);
+        f.content = t->acc_content;
+    } else {
+        f.content = t->acc_content;
+        f.stream = false;
+        f.update(*t->chat_state);
+    }
+    f.stream = false;
+    if (t->input.value("return_tokens", false)) {
+        f.tokens.assign(t->acc_tokens.begin(), t->acc_tokens.end());
+    }
+    json r = f.to_json();
+    if (t->kind == TaskKind::completion) {
+        compact_completion(r, t->input);
+    }
+
+    const int slot = t->slot;
+    if (slot >= 0) slot_tokens_[slot] = f.n_tokens_cached;
+    total_tasks_++;
+    total_prompt_tokens_ += f.n_prompt_tokens;
+    total_generated_tokens_ += f.n_decoded;
+    total_gen_ms_ += f.stats.t_gen_ms();
+    if (t->session_id > 0) {
+        auto it = sessions_.find(t->session_id);
+        if (it != sessions_.end()) {
+            Session & s = it->second;
+            s.n_prompt_tokens += f.n_prompt_tokens;
+            s.n_generated_tokens += f.n_decoded;
+            s.tokens_in_context = f.n_tokens_cached;
+            s.cached_tokens = f.n_prompt_tokens_cache;
+            if (t->kind == TaskKind::chat && s.keep_history) {
+                for (const auto & m : t->new_messages) s.history.push_back(m);
+                s.history.push_back(r.at("choices").at(0).at("message"));
+            }
+        }
+    }
+    t->result = r.dump_safe();
+}
+
+}  // namespace lls

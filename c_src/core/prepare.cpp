@@ -1,0 +1,224 @@
+// Turning one of our tasks into a llama.cpp server_task: session defaults, chat history and
+// template, tokenization, sampling parameters, slot. Runs on the driver thread without the
+// lock (template rendering and tokenizing take milliseconds on long conversations).
+#include "core.h"
+
+#include "server-schema.h"
+
+namespace lls {
+
+struct Server::Snapshot {
+    json        data;             // input merged over the session's defaults
+    json        history;          // the session's conversation so far
+    std::string system_prompt;
+    int         slot = -1;
+};
+
+struct Server::Prepared {
+    server_task task;
+    std::unique_ptr<task_result_state> state;
+    json        new_messages = json::array();
+    int         dropped_messages = 0;
+};
+
+static bool is_chat_only_key(const std::string & k) {
+    return k == "tools" || k == "chat_template_kwargs" || k == "reasoning_format";
+}
+
+json Server::merged_input(const Task & t, const Session * s) const {
+    json out = json::object();
+    if (s) {
+        const bool task_sets_length = t.input.contains("n_predict") || t.input.contains("max_tokens") ||
+                                      t.input.contains("max_completion_tokens");
+        for (const auto & item : s->defaults.items()) {
+            const std::string & k = item.key();
+            if (t.kind != TaskKind::chat && is_chat_only_key(k)) continue;
+            if (task_sets_length && (k == "n_predict" || k == "max_tokens" || k == "max_completion_tokens")) continue;
+            out[k] = item.value();
+        }
+    }
+    for (const auto & item : t.input.items()) {
+        out[item.key()] = item.value();
+    }
+    out.erase("stream");   // we decide how the core streams
+    return out;
+}
+
+static json chat_messages(const std::string & system_prompt, const json & history, size_t skip,
+                          const json & new_messages) {
+    json msgs = json::array();
+    const bool has_own_system = !new_messages.empty() && new_messages.at(0).is_object() &&
+                                new_messages.at(0).value("role", std::string()) == "system";
+    if (!system_prompt.empty() && !has_own_system) {
+        json sys = json::object();
+        sys["role"] = "system";
+        sys["content"] = system_prompt;
+        msgs.push_back(sys);
+    }
+    for (size_t i = skip; i < history.size(); i++) msgs.push_back(history.at(i));
+    for (const auto & m : new_messages) msgs.push_back(m);
+    return msgs;
+}
+
+// The earliest history message that starts a turn after dropping at least one message.
+static size_t next_turn_start(const json & history, size_t from) {
+    size_t i = from + 1;
+    while (i < history.size() && history.at(i).value("role", std::string()) != "user") i++;
+    return i;
+}
+
+void Server::validate_with_core(TaskKind kind, const json & data) const {
+    try {
+        json body = data;
+        body.erase("stream");
+        if (kind == TaskKind::chat) {
+            std::vector<raw_buffer> files;
+            json parsed = oaicompat_chat_params_parse(body, core_->meta->chat_params, files);
+            if (!files.empty()) {
+                fail(LLAMA_ERROR_NOT_SUPPORTED, "this model takes no images or audio");
+            }
+            server_schema::eval_llama_cmpl_schema(core_->vocab, core_->params, core_->meta->logit_bias_eog, parsed);
+        } else if (kind == TaskKind::completion) {
+            server_schema::eval_llama_cmpl_schema(core_->vocab, core_->params, core_->meta->logit_bias_eog, body);
+        }
+    } catch (const Error &) {
+        throw;
+    } catch (const std::exception & e) {
+        fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string("invalid ") + task_kind_name(kind) + " input: " + e.what());
+    }
+}
+
+Server::Prepared Server::prepare(const Task & t, const Snapshot & snap) const {
+    Prepared out;
+    const Core & c = *core_;
+    json body;
+    server_tokens tokens;
+    if (t.kind == TaskKind::chat) {
+        const json & new_messages = snap.data.at("messages");
+        const int n_predict = snap.data.value("max_tokens", snap.data.value("n_predict", -1));
+        // room left for the reply when deciding whether old turns must go
+        const int reserve = n_predict > 0 ? std::min(n_predict, c.n_ctx_slot / 2) : std::min(256, c.n_ctx_slot / 4);
+        size_t skip = 0;
+        while (true) {
+            json req = snap.data;
+            req["messages"] = chat_messages(snap.system_prompt, snap.history, skip, new_messages);
+            std::vector<raw_buffer> files;
+            body = oaicompat_chat_params_parse(req, c.meta->chat_params, files);
+            tokens = std::move(tokenize_input_prompts(c.vocab, nullptr, body.at("prompt"), true, true, c.init_opt)[0]);
+            if ((int) tokens.size() + reserve <= c.n_ctx_slot || skip >= snap.history.size()) {
+                break;
+            }
+            skip = next_turn_start(snap.history, skip);   // oldest turn goes, the system prompt stays
+        }
+        out.dropped_messages = (int) skip;
+        out.new_messages = new_messages;
+        out.task.params = server_schema::eval_llama_cmpl_schema(c.vocab, c.params, c.meta->logit_bias_eog, body);
+        out.task.params.res_type = TASK_RESPONSE_TYPE_OAI_CHAT;
+    } else {
+        body = snap.data;
+        tokens = std::move(tokenize_input_prompts(c.vocab, nullptr, body.at("prompt"), true, true, c.init_opt)[0]);
+        out.task.params = server_schema::eval_llama_cmpl_schema(c.vocab, c.params, c.meta->logit_bias_eog, body);
+        out.task.params.res_type = TASK_RESPONSE_TYPE_NONE;
+    }
+    out.task.type = SERVER_TASK_TYPE_COMPLETION;
+    out.task.tokens = std::move(tokens);
+    out.task.params.stream = true;   // partials give us progress and the text so far
+    out.task.params.oaicompat_cmpl_id = gen_chatcmplid();
+    out.task.params.oaicompat_model = c.meta->model_name;
+    out.task.id_slot = snap.slot;
+    out.state = std::make_unique<task_result_state>(out.task.create_state());
+    return out;
+}
+
+void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
+    if (!dispatch_needed_) return;
+    dispatch_needed_ = false;
+
+    // 1. under the lock: reserve a slot for every ready task, copy what preparing needs
+    struct Job {
+        TaskPtr  t;
+        Snapshot snap;
+    };
+    std::vector<Job> jobs;
+    for (auto & kv : tasks_) {
+        const TaskPtr & t = kv.second;
+        if (t->state != TaskState::queued) continue;
+        Session * s = nullptr;
+        if (t->session_id > 0) {
+            auto it = sessions_.find(t->session_id);
+            if (it == sessions_.end()) continue;
+            s = &it->second;
+            if (s->running || s->pending.empty() || s->pending.front() != t) continue;   // session order
+        }
+        const int slot = pick_slot(s);
+        if (slot < 0) break;   // all slots busy: first come, first served when one frees
+        slot_task_[slot] = t->id;
+        slot_used_at_[slot] = ++use_clock_;
+        t->slot = slot;
+        t->state = TaskState::running;
+        Job j{t, {}};
+        j.snap.data = merged_input(*t, s);
+        j.snap.slot = slot;
+        if (s) {
+            s->pending.pop_front();
+            s->running = t;
+            s->last_slot = slot;
+            if (s->keep_history) j.snap.history = s->history;
+            j.snap.system_prompt = s->system_prompt;
+        } else {
+            j.snap.history = json::array();
+        }
+        jobs.push_back(std::move(j));
+    }
+    if (jobs.empty()) return;
+
+    // 2. without the lock: render, tokenize, build the core tasks
+    lk.unlock();
+    std::vector<std::pair<Prepared, std::string>> built;
+    built.reserve(jobs.size());
+    for (auto & j : jobs) {
+        std::pair<Prepared, std::string> b;
+        try {
+            b.first = prepare(*j.t, j.snap);
+        } catch (const std::exception & e) {
+            b.second = e.what();
+        }
+        built.push_back(std::move(b));
+    }
+    lk.lock();
+
+    // 3. under the lock: post what is still wanted (a cancel may have come meanwhile)
+    std::vector<std::function<void()>> notify;
+    for (size_t i = 0; i < jobs.size(); i++) {
+        const TaskPtr & t = jobs[i].t;
+        Prepared & p = built[i].first;
+        if (t->state != TaskState::running) continue;
+        if (!built[i].second.empty()) {
+            abort_task(t, LLAMA_ERROR_INFERENCE_FAILED, "invalid_request_error", built[i].second, notify);
+            continue;
+        }
+        if (t->session_id > 0 && p.dropped_messages > 0) {
+            auto it = sessions_.find(t->session_id);
+            if (it != sessions_.end()) {
+                Session & s = it->second;
+                int n = std::min<int>(p.dropped_messages, (int) s.history.size());
+                for (int k = 0; k < n; k++) s.history.erase((size_t) 0);
+                s.dropped_turns++;
+            }
+        }
+        t->chat_state = std::move(p.state);
+        t->new_messages = std::move(p.new_messages);
+        p.task.id = core_->tasks().get_new_id();
+        t->core_id = p.task.id;
+        by_core_id_[t->core_id] = t;
+        core_->results().add_waiting_task_id(t->core_id);
+        core_->tasks().post(std::move(p.task));
+    }
+    if (!notify.empty()) {
+        lk.unlock();
+        for (auto & n : notify) n();
+        lk.lock();
+    }
+}
+
+}  // namespace lls

@@ -1,0 +1,286 @@
+// Server lifecycle, sessions and the task API (caller threads). The driver thread's half
+// is in driver.cpp, request preparation in prepare.cpp, status JSON in status.cpp.
+#include "core.h"
+
+#include "llama.h"
+
+#include <filesystem>
+#include <fstream>
+
+namespace lls {
+
+Task::Task() = default;
+Task::~Task() = default;
+
+Server::CallGuard::CallGuard(Server & s) : s(s) { s.callers_++; }
+Server::CallGuard::~CallGuard() {
+    if (--s.callers_ == 0 && s.stopping_) {
+        std::lock_guard<std::mutex> lk(s.callers_mu_);
+        s.callers_cv_.notify_all();
+    }
+}
+
+Server::Server(const ServerConfig & cfg) : cfg_(cfg) {
+    ensure_log_installed();
+    static std::once_flag backend_once;
+    std::call_once(backend_once, [] { llama_backend_init(); });
+    slot_task_.assign(cfg_.n_parallel, 0);
+    slot_tokens_.assign(cfg_.n_parallel, 0);
+    slot_used_at_.assign(cfg_.n_parallel, 0);
+    started_at_ = Clock::now();
+}
+
+Server::~Server() { shutdown(); }
+
+void Server::load_model(const std::string & path, const ModelConfig & mc) {
+    std::lock_guard<std::mutex> load_lock(load_mu_);   // one load at a time per handle
+    if (loaded_ || core_) {
+        fail(LLAMA_ERROR_MODEL_LOAD_FAILED, "a model is already loaded on this server handle (one model per handle)");
+    }
+    {
+        std::ifstream f(path, std::ios::binary);
+        if (!f) {
+            fail(LLAMA_ERROR_MODEL_LOAD_FAILED, "cannot open model file '" + path + "'");
+        }
+        char magic[4] = {0};
+        f.read(magic, 4);
+        if (f.gcount() != 4 || std::string(magic, 4) != "GGUF") {
+            fail(LLAMA_ERROR_MODEL_LOAD_FAILED, "'" + path + "' is not a GGUF file");
+        }
+    }
+    auto core = std::make_unique<Core>();
+    to_common_params(cfg_, mc, path, core->params);
+    if (!core->ctx.load_model(core->params)) {
+        fail(LLAMA_ERROR_MODEL_LOAD_FAILED, "llama.cpp could not load '" + path +
+             "' (corrupt file, unsupported architecture, or not enough memory)");
+    }
+    core->meta = std::make_unique<server_context_meta>(core->ctx.get_meta());
+    core->vocab = llama_model_get_vocab(llama_get_model(core->ctx.get_llama_context()));
+    core->n_ctx_slot = core->meta->slot_n_ctx;
+    core->embedding = core->params.embedding;
+    core->rerank = core->params.embedding && core->meta->pooling_type == LLAMA_POOLING_TYPE_RANK;
+    core->queues = std::make_unique<server_response_reader>(core->ctx.get_response_reader());
+
+    server_context * ctx = &core->ctx;
+    loop_thread_ = std::thread([ctx] { ctx->start_loop(); });
+    {
+        // terminate() before start_loop() runs would be lost: wait until the loop answers.
+        server_response_reader rd = core->ctx.get_response_reader();
+        server_task probe(SERVER_TASK_TYPE_METRICS);
+        probe.id = rd.get_new_id();
+        rd.post_task(std::move(probe));
+        rd.next([] { return false; });
+    }
+    wake_id_ = core->tasks().get_new_id();
+    core->results().add_waiting_task_id(wake_id_);
+    core_ = std::move(core);
+    loaded_ = true;
+    driver_thread_ = std::thread([this] { driver_main(); });
+}
+
+// ---- sessions --------------------------------------------------------------------------------
+
+int Server::create_session(const json & cfg) {
+    if (!loaded_) fail(LLAMA_ERROR_MODEL_NOT_LOADED, "load a model before creating sessions");
+    validate_session_config(cfg);
+    Session s;
+    s.config = cfg;
+    s.defaults = session_task_defaults(cfg);
+    s.system_prompt = cfg.value("system_prompt", std::string());
+    s.keep_history = cfg.value("keep_history", true);
+    if (!s.defaults.empty()) {
+        validate_with_core(TaskKind::completion, [&] {
+            json probe = s.defaults;
+            probe.erase("tools");
+            probe.erase("chat_template_kwargs");
+            probe.erase("reasoning_format");
+            probe["prompt"] = "probe";
+            return probe;
+        }());
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    s.id = next_session_id_++;
+    int id = s.id;
+    sessions_.emplace(id, std::move(s));
+    return id;
+}
+
+void Server::close_session(int session_id) {
+    std::vector<std::function<void()>> notify;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        auto it = sessions_.find(session_id);
+        if (it == sessions_.end()) {
+            fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
+        }
+        Session & s = it->second;
+        std::vector<TaskPtr> victims(s.pending.begin(), s.pending.end());
+        if (s.running) victims.push_back(s.running);
+        for (auto & t : victims) {
+            abort_task(t, LLAMA_ERROR_CANCELLED, "cancelled", "session " + std::to_string(session_id) + " was closed", notify);
+        }
+        sessions_.erase(it);
+    }
+    for (auto & n : notify) n();
+    wake();
+}
+
+// ---- tasks -----------------------------------------------------------------------------------
+
+void Server::check_supported(TaskKind kind) const {
+    const bool embd_task = kind == TaskKind::embedding || kind == TaskKind::rerank;
+    if (embd_task && !core_->embedding) {
+        fail(LLAMA_ERROR_NOT_SUPPORTED, std::string("this model was not loaded for embeddings: a ") +
+             task_kind_name(kind) + " task needs load_model with {\"embedding\": true" +
+             (kind == TaskKind::rerank ? ", \"pooling\": \"rank\"}" : "}"));
+    }
+    if (kind == TaskKind::rerank && !core_->rerank) {
+        fail(LLAMA_ERROR_NOT_SUPPORTED, "this model was not loaded for reranking (load_model with "
+             "{\"embedding\": true, \"pooling\": \"rank\"})");
+    }
+    if (kind == TaskKind::embedding && core_->rerank) {
+        fail(LLAMA_ERROR_NOT_SUPPORTED, "this model was loaded for reranking, not for embeddings");
+    }
+    if (!embd_task && core_->embedding) {
+        fail(LLAMA_ERROR_NOT_SUPPORTED, std::string("this model was loaded for embeddings; it cannot run a ") +
+             task_kind_name(kind) + " task");
+    }
+}
+
+int Server::create_task(int session_id, TaskKind kind, const json & input, bool stream,
+                        std::shared_ptr<TaskListener> listener) {
+    if (!loaded_) fail(LLAMA_ERROR_MODEL_NOT_LOADED, "load a model before creating tasks");
+    if (stopping_) fail(LLAMA_ERROR_CANCELLED, "the server is shutting down");
+    validate_task_input(kind, input);
+    check_supported(kind);
+    if (kind == TaskKind::embedding || kind == TaskKind::rerank) {
+        fail(LLAMA_ERROR_NOT_SUPPORTED, std::string(task_kind_name(kind)) + " tasks are not implemented yet");
+    }
+
+    auto t = std::make_shared<Task>();
+    t->kind = kind;
+    t->input = input;
+    t->stream = stream;
+    t->listener = std::move(listener);
+    t->created = Clock::now();
+    if (session_id > 0) {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (!sessions_.count(session_id)) {
+            fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
+        }
+    }
+    // llama.cpp's own parsers, now: bad values fail here and not later on the driver thread
+    validate_with_core(kind, input);
+
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_) fail(LLAMA_ERROR_CANCELLED, "the server is shutting down");
+    Session * s = nullptr;
+    if (session_id > 0) {
+        auto it = sessions_.find(session_id);
+        if (it == sessions_.end()) {
+            fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
+        }
+        s = &it->second;
+    }
+    int unfinished = 0;
+    for (auto & kv : tasks_) {
+        if (kv.second->state != TaskState::done) unfinished++;
+    }
+    if (unfinished >= cfg_.max_queued_tasks) {
+        fail(LLAMA_ERROR_SERVER_BUSY, std::to_string(unfinished) + " tasks are queued or running (max_queued_tasks = " +
+             std::to_string(cfg_.max_queued_tasks) + "); try again later");
+    }
+    t->id = next_task_id_++;
+    t->session_id = s ? s->id : 0;
+    tasks_.emplace(t->id, t);
+    if (s) {
+        s->pending.push_back(t);
+        s->n_tasks++;
+    }
+    dispatch_needed_ = true;
+    int id = t->id;
+    wake();
+    return id;
+}
+
+bool Server::next_chunks(int task_id, std::deque<StreamChunk> & out, llama_error_t & code, bool & done) {
+    std::unique_lock<std::mutex> lk(mu_);
+    auto it = tasks_.find(task_id);
+    if (it == tasks_.end()) {
+        return false;
+    }
+    TaskPtr t = it->second;
+    t->cv.wait(lk, [&] { return !t->chunks.empty() || t->state == TaskState::done; });
+    out.swap(t->chunks);
+    code = t->code;
+    done = t->state == TaskState::done;
+    return true;
+}
+
+void Server::forget_task(int task_id) {
+    std::lock_guard<std::mutex> lk(mu_);
+    tasks_.erase(task_id);
+}
+
+void Server::cancel_task(int task_id) {
+    std::vector<std::function<void()>> notify;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        auto it = tasks_.find(task_id);
+        if (it == tasks_.end()) {
+            fail(LLAMA_ERROR_TASK_NOT_FOUND, "no task " + std::to_string(task_id));
+        }
+        TaskPtr t = it->second;
+        if (t->state == TaskState::done) {
+            if (!t->stream) tasks_.erase(it);   // finished, unfetched: discard the result
+        } else {
+            t->cancelled_by_caller = true;
+            abort_task(t, LLAMA_ERROR_CANCELLED, "cancelled", "task " + std::to_string(task_id) + " was cancelled", notify);
+        }
+    }
+    for (auto & n : notify) n();
+    wake();
+}
+
+// ---- shutdown --------------------------------------------------------------------------------
+
+void Server::shutdown() {
+    if (stopping_.exchange(true)) {
+        return;
+    }
+    std::vector<std::function<void()>> notify;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        for (auto & kv : tasks_) {
+            if (kv.second->state != TaskState::done) {
+                abort_task(kv.second, LLAMA_ERROR_CANCELLED, "cancelled", "the server was destroyed", notify);
+            }
+        }
+    }
+    for (auto & n : notify) n();
+    if (driver_thread_.joinable()) {
+        wake();
+        driver_thread_.join();
+    }
+    if (loop_thread_.joinable()) {
+        core_->ctx.terminate();
+        loop_thread_.join();
+    }
+    {
+        // every waiter has been woken; let them leave the library before freeing what they use
+        std::unique_lock<std::mutex> lk(callers_mu_);
+        callers_cv_.wait(lk, [&] { return callers_.load() == 0; });
+    }
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        tasks_.clear();
+        by_core_id_.clear();
+        sessions_.clear();
+    }
+    if (core_) {
+        core_->queues.reset();   // readers must go before the server_context
+        core_.reset();
+    }
+}
+
+}  // namespace lls

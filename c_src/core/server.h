@@ -1,0 +1,226 @@
+// The server core: one llama.cpp server_context, its loop thread, and one driver thread that
+// schedules our tasks onto slots and collects their results. Shared by the C API and the NIF.
+#pragma once
+
+#include "config.h"
+#include "input.h"
+#include "lls_common.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+struct server_context;
+struct server_context_meta;
+struct server_task_result;
+struct server_task_result_cmpl_partial;
+struct server_task_result_cmpl_final;
+struct server_task_result_error;
+struct task_result_state;
+struct server_queue;
+struct server_response;
+struct llama_vocab;
+
+namespace lls {
+
+using Clock = std::chrono::steady_clock;
+
+// Receives a task's events on the driver thread (no lock held). Used by the NIF to
+// enif_send; must not block.
+struct TaskListener {
+    virtual ~TaskListener() = default;
+    virtual void on_chunk(int task_id, const std::string & chunk_json) = 0;
+    virtual void on_done(int task_id, llama_error_t code, const std::string & result_json) = 0;
+};
+
+enum class TaskState { queued, running, done };
+
+struct StreamChunk {
+    std::string json;
+    bool        is_final;
+};
+
+struct Task {
+    int       id = 0;
+    int       session_id = 0;        // 0: stateless
+    TaskKind  kind = TaskKind::completion;
+    json      input;                 // validated input (session defaults not merged yet)
+    bool      stream = false;        // caller wants chunks
+    TaskState state = TaskState::queued;
+    Clock::time_point created, finished;
+
+    // while on the core
+    int  core_id = -1;
+    int  slot = -1;
+    bool started = false;            // the slot began its prompt
+    std::unique_ptr<task_result_state> chat_state;
+    json new_messages;               // chat: the turn(s) this task adds to its session
+    std::string acc_content;         // generated so far (partials)
+    std::vector<int> acc_tokens;
+    int n_decoded = 0;
+
+    // outcome
+    llama_error_t code = LLAMA_SUCCESS;
+    std::string   result;            // JSON
+    bool          cancelled_by_caller = false;
+
+    std::deque<StreamChunk>       chunks;   // for stream_inference's thread
+    std::condition_variable       cv;
+    std::shared_ptr<TaskListener> listener;
+
+    Task();
+    ~Task();
+};
+using TaskPtr = std::shared_ptr<Task>;
+
+struct Session {
+    int         id = 0;
+    json        config;
+    json        defaults;            // task keys from the session config
+    std::string system_prompt;
+    bool        keep_history = true;
+    json        history = json::array();
+    int         dropped_turns = 0;
+    std::deque<TaskPtr> pending;     // queued, in submission order
+    TaskPtr     running;
+    int         last_slot = -1;
+    // statistics
+    long long n_tasks = 0, n_prompt_tokens = 0, n_generated_tokens = 0;
+    int       tokens_in_context = 0, cached_tokens = 0;
+};
+
+class Server {
+  public:
+    explicit Server(const ServerConfig & cfg);
+    ~Server();   // shutdown(): cancels everything, wakes every waiter
+
+    void load_model(const std::string & path, const ModelConfig & mc);
+    bool loaded() const { return loaded_.load(); }
+
+    int  create_session(const json & cfg);
+    void close_session(int session_id);
+
+    // Validates and queues; returns the task id.
+    int create_task(int session_id, TaskKind kind, const json & input, bool stream,
+                    std::shared_ptr<TaskListener> listener = nullptr);
+
+    // Wait up to timeout_ms (0 = forever) for the task; on completion hand the result to
+    // `take` (under the lock), which returns false when the caller's buffer is too small:
+    // the task is then kept and BUFFER_TOO_SMALL returned. Otherwise the task is released and
+    // its code returned. Throws TIMEOUT and TASK_NOT_FOUND.
+    template <typename Take>
+    llama_error_t wait_result(int task_id, int timeout_ms, Take take);
+
+    // Blocks until the next stream chunks of a stream task are there; moves them out.
+    // Returns false when the task is gone (cancelled/destroyed with no final chunk).
+    bool next_chunks(int task_id, std::deque<StreamChunk> & out, llama_error_t & code, bool & done);
+    void forget_task(int task_id);
+
+    void cancel_task(int task_id);
+    std::string status_json();
+    std::string session_info_json(int session_id);
+
+    void shutdown();
+
+    // Counts API calls inside the library, so that shutdown waits for them to leave.
+    struct CallGuard {
+        Server & s;
+        explicit CallGuard(Server & s);
+        ~CallGuard();
+    };
+
+  private:
+    friend struct Driver;
+    struct Core;                     // llama.cpp objects (server_context, meta, queues)
+
+    // driver thread
+    void driver_main();
+    void dispatch_ready(std::unique_lock<std::mutex> & lk);
+    struct Snapshot;                 // what preparing a task needs, copied under the lock
+    struct Prepared;                 // a ready llama.cpp server_task
+    Prepared prepare(const Task & t, const Snapshot & snap) const;
+    void on_result(std::unique_ptr<server_task_result> res);
+    void on_partial(const TaskPtr & t, server_task_result_cmpl_partial & p,
+                    std::vector<std::string> & chunks_out);
+    void on_final(const TaskPtr & t, server_task_result_cmpl_final & f,
+                  std::vector<std::string> & chunks_out);
+    void expire(std::vector<std::function<void()>> & notify);
+    void wake();
+
+    // state changes, all under mu_
+    void finish(const TaskPtr & t, llama_error_t code, std::string result, bool push_error_chunk,
+                std::vector<std::function<void()>> & notify);
+    void abort_task(const TaskPtr & t, llama_error_t code, const std::string & type,
+                    const std::string & msg, std::vector<std::function<void()>> & notify);
+    void release_slot(const TaskPtr & t);
+    int  pick_slot(const Session * s) const;
+    void check_supported(TaskKind kind) const;
+    void validate_with_core(TaskKind kind, const json & data) const;
+    json merged_input(const Task & t, const Session * s) const;
+
+    ServerConfig cfg_;
+    ModelConfig  model_cfg_;
+    std::unique_ptr<Core> core_;
+    std::atomic<bool> loaded_{false};
+    std::atomic<bool> stopping_{false};
+    std::thread loop_thread_, driver_thread_;
+    int wake_id_ = -1;
+
+    mutable std::mutex mu_;
+    std::map<int, Session> sessions_;
+    std::map<int, TaskPtr> tasks_;                 // ordered by id = submission order
+    std::unordered_map<int, TaskPtr> by_core_id_;
+    std::vector<int> slot_task_;                   // task id per slot, 0 = free
+    std::vector<int> slot_tokens_;                 // tokens cached per slot (last known)
+    std::vector<long long> slot_used_at_;          // LRU stamp per slot
+    long long use_clock_ = 0;
+    int next_session_id_ = 1, next_task_id_ = 1;
+    bool dispatch_needed_ = false;
+
+    // totals
+    long long total_prompt_tokens_ = 0, total_generated_tokens_ = 0, total_tasks_ = 0;
+    double    total_gen_ms_ = 0;
+    Clock::time_point started_at_;
+
+    std::mutex load_mu_;
+    std::atomic<int> callers_{0};
+    std::mutex callers_mu_;
+    std::condition_variable callers_cv_;
+};
+
+template <typename Take>
+llama_error_t Server::wait_result(int task_id, int timeout_ms, Take take) {
+    std::unique_lock<std::mutex> lk(mu_);
+    auto it = tasks_.find(task_id);
+    if (it == tasks_.end() || it->second->stream) {
+        fail(LLAMA_ERROR_TASK_NOT_FOUND, "no task " + std::to_string(task_id) +
+             " (never created, already fetched, cancelled and fetched, or expired)");
+    }
+    TaskPtr t = it->second;
+    auto done = [&] { return t->state == TaskState::done; };
+    if (timeout_ms <= 0) {
+        t->cv.wait(lk, done);
+    } else if (!t->cv.wait_for(lk, std::chrono::milliseconds(timeout_ms), done)) {
+        fail(LLAMA_ERROR_TIMEOUT, "task " + std::to_string(task_id) + " not finished after " +
+             std::to_string(timeout_ms) + " ms; it goes on, fetch it later");
+    }
+    if (tasks_.find(task_id) == tasks_.end()) {
+        fail(LLAMA_ERROR_TASK_NOT_FOUND, "task " + std::to_string(task_id) + " was fetched by another thread");
+    }
+    if (!take(t->code, t->result)) {
+        return LLAMA_ERROR_BUFFER_TOO_SMALL;   // kept for a retry with a larger buffer
+    }
+    tasks_.erase(task_id);
+    return t->code;
+}
+
+}  // namespace lls

@@ -1,0 +1,103 @@
+// get_status and get_session_info: built from the driver's own bookkeeping, so they never
+// wait for the loop thread.
+#include "core.h"
+
+namespace lls {
+
+std::string Server::status_json() {
+    std::lock_guard<std::mutex> lk(mu_);
+    json j = json::object();
+    j["state"] = loaded_ ? (stopping_ ? "stopping" : "ready") : "no_model";
+    j["version"] = LLAMA_SERVER_VERSION_STRING;
+    if (core_) {
+        const auto & m = *core_->meta;
+        json model = json::object();
+        model["name"] = m.model_name;
+        model["path"] = m.model_path;
+        model["size"] = m.model_size;
+        model["n_params"] = m.model_n_params;
+        model["n_ctx_train"] = m.model_n_ctx_train;
+        model["n_embd"] = m.model_n_embd_inp;
+        model["n_vocab"] = m.model_vocab_n_tokens;
+        model["ftype"] = m.model_ftype;
+        model["embedding"] = core_->embedding;
+        model["rerank"] = core_->rerank;
+        j["model"] = model;
+        j["n_ctx_slot"] = core_->n_ctx_slot;
+    } else {
+        j["model"] = nullptr;
+    }
+    j["n_parallel"] = cfg_.n_parallel;
+
+    std::map<int, int> session_of_task;
+    for (auto & kv : tasks_) session_of_task[kv.first] = kv.second->session_id;
+    json slots = json::array();
+    for (int i = 0; i < (int) slot_task_.size(); i++) {
+        json s = json::object();
+        s["id"] = i;
+        const int tid = slot_task_[i];
+        s["busy"] = tid != 0;
+        s["task"] = tid != 0 ? json(tid) : json(nullptr);
+        const int sid = tid != 0 ? session_of_task[tid] : 0;
+        s["session"] = sid > 0 ? json(sid) : json(nullptr);
+        s["tokens_cached"] = slot_tokens_[i];
+        slots.push_back(s);
+    }
+    j["slots"] = slots;
+
+    int queued = 0, running = 0, unfetched = 0;
+    for (auto & kv : tasks_) {
+        const Task & t = *kv.second;
+        if (t.state == TaskState::done) {
+            unfetched++;
+        } else if (t.started) {
+            running++;
+        } else {
+            queued++;
+        }
+    }
+    json tasks = json::object();
+    tasks["queued"] = queued;
+    tasks["running"] = running;
+    tasks["unfetched"] = unfetched;
+    tasks["max_queued"] = cfg_.max_queued_tasks;
+    j["tasks"] = tasks;
+    j["sessions"] = (int) sessions_.size();
+
+    json totals = json::object();
+    totals["tasks_completed"] = total_tasks_;
+    totals["prompt_tokens"] = total_prompt_tokens_;
+    totals["generated_tokens"] = total_generated_tokens_;
+    // per-sequence generation speed, as llama-server's predicted_tokens_seconds
+    totals["tokens_per_second"] = total_gen_ms_ > 0 ? total_generated_tokens_ / (total_gen_ms_ / 1000.0) : 0.0;
+    totals["uptime_s"] = std::chrono::duration<double>(Clock::now() - started_at_).count();
+    j["totals"] = totals;
+    return j.dump_safe();
+}
+
+std::string Server::session_info_json(int session_id) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end()) {
+        fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
+    }
+    const Session & s = it->second;
+    json j = json::object();
+    j["id"] = s.id;
+    j["config"] = s.config;
+    j["keep_history"] = s.keep_history;
+    j["message_count"] = (int) s.history.size();
+    j["tokens_in_context"] = s.tokens_in_context;
+    j["cached_tokens"] = s.cached_tokens;
+    j["prompt_tokens"] = s.n_prompt_tokens;
+    j["generated_tokens"] = s.n_generated_tokens;
+    j["task_count"] = s.n_tasks;
+    j["queued_tasks"] = (int) s.pending.size();
+    j["running_task"] = s.running ? json(s.running->id) : json(nullptr);
+    j["dropped_turns"] = s.dropped_turns;
+    const bool on_slot = s.last_slot >= 0 && s.running && slot_task_[s.last_slot] == s.running->id;
+    j["slot"] = on_slot || (s.last_slot >= 0 && slot_task_[s.last_slot] == 0) ? json(s.last_slot) : json(nullptr);
+    return j.dump_safe();
+}
+
+}  // namespace lls
