@@ -95,6 +95,10 @@ void to_common_params(const ServerConfig & sc, const ModelConfig & mc, const std
                       common_params & p) {
     const int cores = (int) std::max(1u, std::thread::hardware_concurrency());
     p.model.path        = model_path;
+    // results name the model by file name, not by its (possibly long) path
+    std::string stem = model_path.substr(model_path.find_last_of('/') + 1);
+    if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".gguf") == 0) stem.resize(stem.size() - 5);
+    p.model_alias = {stem};
     p.n_parallel        = sc.n_parallel;
     p.n_ctx             = sc.n_ctx * sc.n_parallel;   // ours is per slot, llama.cpp's is total
     p.kv_unified        = false;                      // so that every slot gets exactly n_ctx

