@@ -202,8 +202,10 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
             if (it != sessions_.end()) {
                 Session & s = it->second;
                 int n = std::min<int>(p.dropped_messages, (int) s.history.size());
-                for (int k = 0; k < n; k++) s.history.erase((size_t) 0);
-                s.dropped_turns++;
+                for (int k = 0; k < n; k++) {
+                    if (s.history.at((size_t) 0).value("role", std::string()) == "user") s.dropped_turns++;
+                    s.history.erase((size_t) 0);
+                }
             }
         }
         t->chat_state = std::move(p.state);
