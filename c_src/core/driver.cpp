@@ -70,6 +70,7 @@ void Server::abort_task(const TaskPtr & t, llama_error_t code, const std::string
         by_core_id_.erase(t->core_id);
         core_->results().remove_waiting_task_id(t->core_id);
         server_task cancel(SERVER_TASK_TYPE_CANCEL);
+        cancel.id = core_->tasks().get_new_id();   // post() asserts id != -1
         cancel.id_target = t->core_id;
         core_->tasks().post(std::move(cancel), true);
     }

@@ -34,11 +34,15 @@ json Server::merged_input(const Task & t, const Session * s) const {
             const std::string & k = item.key();
             if (t.kind != TaskKind::chat && is_chat_only_key(k)) continue;
             if (task_sets_length && (k == "n_predict" || k == "max_tokens" || k == "max_completion_tokens")) continue;
-            out[k] = item.value();
+            if (!item.value().is_null()) out[k] = item.value();
         }
     }
     for (const auto & item : t.input.items()) {
-        out[item.key()] = item.value();
+        if (item.value().is_null()) {
+            out.erase(item.key());   // null means "not given", as in llama.cpp's server
+        } else {
+            out[item.key()] = item.value();
+        }
     }
     out.erase("stream");   // we decide how the core streams
     return out;

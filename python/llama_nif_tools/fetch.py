@@ -78,6 +78,8 @@ def llama_cpp_source(force: bool = False) -> Path:
         for m in tar.getmembers():
             if m.name.startswith(prefix):
                 m.name = m.name[len(prefix):]
+                if m.name == ".git":   # a submodule link to a repo that is not there
+                    continue
                 members.append(m)
         tar.extractall(tmp, members=members, filter="data")
     tmp.rename(target)

@@ -1,0 +1,101 @@
+// The server resource: one lls::Server, the Erlang processes that own its tasks and
+// sessions (monitored), and the listener that turns task events into messages.
+#pragma once
+
+#include "nif_common.h"
+#include "server.h"
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <vector>
+
+namespace lnif {
+
+struct PidLess {
+    bool operator()(const ErlNifPid & a, const ErlNifPid & b) const { return enif_compare_pids(&a, &b) < 0; }
+};
+
+// One per (server, process) that created tasks or owns sessions; removed when it exits.
+struct Owner {
+    ErlNifMonitor mon;
+    std::set<long long> tasks;   // public task ids
+    std::set<int> sessions;      // sessions closed when the process exits (close_on_exit)
+};
+
+struct TaskRec {
+    int core_id = -1;            // -1 while create_task is still inside the core
+    ErlNifPid owner;
+    bool cancel_pending = false; // the owner died (or a cancel came) before core_id was known
+};
+
+struct Shared {
+    // NIF calls hold `life` shared while they use `server`; destroy takes it exclusively.
+    std::shared_mutex life;
+    std::unique_ptr<lls::Server> server;
+    std::atomic<bool> destroyed{false};
+
+    // Bookkeeping of the Erlang side; never held while calling into the core.
+    std::mutex mu;
+    std::map<long long, TaskRec> tasks;
+    std::map<ErlNifPid, Owner, PidLess> owners;
+
+    ~Shared();
+
+    // Shuts the core down (every unfinished task's owner gets {llama_error, Id, {cancelled, _}})
+    // and frees it. False when it was already destroyed.
+    bool destroy();
+
+    // Monitor `pid` (once per process) from resource `res`. False when it is not alive.
+    bool watch_locked(ErlNifEnv * env, void * res, const ErlNifPid & pid);
+
+    // Called for tasks and sessions of a process that exited (on the reaper thread).
+    void reap(const std::vector<long long> & tasks, const std::vector<int> & sessions);
+
+    // A task's last event was sent: drop its records (listener, any thread).
+    void task_finished(long long pub);
+};
+
+// What an Erlang term of type llama_nif_server points at.
+struct ServerRes {
+    std::shared_ptr<Shared> sh;
+};
+
+extern ErlNifResourceType * SERVER_RES;
+bool open_resource_types(ErlNifEnv * env);
+
+// Task events -> {llama_chunk, Id, Chunk}, {llama_done, Id, Result}, {llama_error, Id, Reason}.
+struct Listener : lls::TaskListener {
+    Shared * sh;                 // outlives the task: shutdown() ends every task before it returns
+    lls::Server * srv;
+    long long pub;
+    ErlNifPid to;
+    Format fmt;
+
+    Listener(Shared * sh, lls::Server * srv, long long pub, const ErlNifPid & to, const Format & fmt)
+        : sh(sh), srv(srv), pub(pub), to(to), fmt(fmt) {}
+    void on_chunk(int task_id, const std::string & chunk_json) override;
+    void on_done(int task_id, llama_error_t code, const std::string & result_json) override;
+};
+
+// Public task ids are unique in the VM, so that a process using two servers can tell their
+// messages apart.
+long long next_task_id();
+
+// Live servers (created and not yet freed), for tests of cleanup.
+int  live_servers();
+void server_created();
+bool wait_live_servers(int at_most, int timeout_ms);
+
+// One background thread that frees servers whose resource was garbage-collected and cancels
+// the work of exited processes: resource destructors and monitor callbacks run on normal
+// schedulers, where a shutdown (tens of ms) must not happen.
+void reaper_start();
+void reaper_stop();
+void reaper_post(std::function<void()> job);
+
+}  // namespace lnif

@@ -1,0 +1,104 @@
+"""Helpers shared by the conformance suite: raw C calls (to pass NULLs and odd buffers),
+error codes by short name, and waits on the server's own state."""
+from __future__ import annotations
+
+import json
+import time
+
+from llama_nif_tools import paths, pins
+from llama_nif_tools.binding import CODES, NAMES, ffi, last_error, lib  # noqa: F401 (re-exported)
+
+MODEL_PATH = paths.MODELS / pins.DEFAULT_MODEL.filename
+ROOT = paths.ROOT
+HEADER = ROOT / "c_src" / "include" / "llama_server.h"
+LIB_DIR = paths.BUILD / "lib"
+
+OK = CODES["LLAMA_SUCCESS"]
+
+# A completion that runs for many seconds on a CPU: tests that need a task "running" or a
+# queue "blocked" use it and cancel it; its prompt is short so that it starts decoding at once.
+LONG = {"prompt": "Count from 1 to 1000: 1, 2, 3,", "n_predict": 900, "ignore_eos": True,
+        "temperature": 0}
+
+
+def E(name: str) -> int:
+    """Error code by short name: E("TIMEOUT") == LLAMA_ERROR_TIMEOUT."""
+    return CODES["LLAMA_ERROR_" + name]
+
+
+def cstr(v):
+    """None -> NULL, str -> UTF-8 bytes, dict/list -> JSON bytes, bytes as they are."""
+    if v is None:
+        return ffi.NULL
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, str):
+        return v.encode("utf-8")
+    return json.dumps(v).encode("utf-8")
+
+
+def init_raw(config=None):
+    h = ffi.new("void **")
+    rc = lib().llama_server_init(h, cstr(config))
+    return rc, h[0]
+
+
+def create_task_raw(server, session_id, task_type, inp):
+    tid = ffi.new("int *")
+    rc = lib().llama_server_create_task(server.handle, session_id, cstr(task_type), cstr(inp), tid)
+    return rc, tid[0]
+
+
+def get_result_raw(server, task_id, size=1 << 16, timeout_ms=0):
+    """(rc, text written into the buffer, *actual_size)."""
+    buf = ffi.new("char[]", size) if size else ffi.NULL
+    actual = ffi.new("size_t *", 12345)
+    rc = lib().llama_server_get_result(server.handle, task_id, buf, size, actual, timeout_ms)
+    text = ffi.string(buf).decode("utf-8") if size else None
+    return rc, text, actual[0]
+
+
+def assert_code(rc: int, name: str, *mentions: str) -> str:
+    """rc is LLAMA_ERROR_<name>, and last_error() (this thread) mentions every given word."""
+    detail = last_error()
+    assert NAMES.get(rc, rc) == "LLAMA_ERROR_" + name, f"got {NAMES.get(rc, rc)}: {detail!r}"
+    assert detail, "a failed call must leave a detail message"
+    for m in mentions:
+        assert m in detail, f"last_error {detail!r} should mention {m!r}"
+    return detail
+
+
+def wait_until(pred, what: str, timeout: float = 120.0):
+    """Poll a condition on the server's state (only where no event exists to wait on)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)   # poll interval: do not steal the 2 cores from the model
+
+
+def slot_of_task(server, task_id):
+    return next((s for s in server.status()["slots"] if s["task"] == task_id), None)
+
+
+def wait_dispatched(server, task_id):
+    """Until the task holds a slot (it left the queue)."""
+    return wait_until(lambda: slot_of_task(server, task_id), f"task {task_id} on a slot")
+
+
+def let_tokens_flow(server, k: int = 3):
+    """Stream a stateless completion until it has produced k text chunks, then stop it.
+
+    With continuous batching every task already on a slot decodes in the same batches,
+    so a task dispatched before this call has generated tokens once this returns.
+    """
+    n = 0
+    for chunk in server.stream(0, {"prompt": "1, 2, 3,", "n_predict": 64, "ignore_eos": True}):
+        if chunk.get("content"):
+            n += 1
+            if n >= k:
+                break
+    assert n >= k, "the clock stream ended early"
