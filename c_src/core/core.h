@@ -17,6 +17,7 @@ struct Server::Core {
     server_context ctx;
     std::unique_ptr<server_context_meta> meta;
     const llama_vocab * vocab = nullptr;
+    const llama_model * model = nullptr;
     mtmd_helper_init_opt init_opt = mtmd_helper_init_opt_default();
     // the reader only lends us the two queues; it never posts, so its destructor is a no-op
     std::unique_ptr<server_response_reader> queues;
@@ -25,6 +26,12 @@ struct Server::Core {
     int n_ctx_slot = 0;
     bool embedding = false;
     bool rerank = false;
+};
+
+// Embedding/rerank inputs, tokenized when the task is created.
+struct PreTokenized {
+    std::vector<server_tokens> inputs;
+    std::vector<std::string>   documents;   // rerank: for return_text
 };
 
 // A no-op result that wakes the driver out of its wait on the results queue.

@@ -44,6 +44,22 @@ void Server::release_slot(const TaskPtr & t) {
     dispatch_needed_ = true;
 }
 
+// Stop listening for the task's core results (and cancel them on the core if still running).
+void Server::detach_core(const TaskPtr & t, bool cancel_on_core) {
+    std::vector<server_task> cancels;
+    for (int id : t->core_ids) {
+        if (!by_core_id_.erase(id)) continue;   // that part already finished
+        core_->results().remove_waiting_task_id(id);
+        if (cancel_on_core) {
+            server_task cancel(SERVER_TASK_TYPE_CANCEL);   // the vector post() gives it an id
+            cancel.id_target = id;
+            cancels.push_back(std::move(cancel));
+        }
+    }
+    t->core_ids.clear();
+    if (!cancels.empty()) core_->tasks().post(std::move(cancels), true);
+}
+
 void Server::finish(const TaskPtr & t, llama_error_t code, std::string result, bool push_error_chunk,
                     Notify & notify) {
     t->state = TaskState::done;
@@ -66,14 +82,7 @@ void Server::finish(const TaskPtr & t, llama_error_t code, std::string result, b
 void Server::abort_task(const TaskPtr & t, llama_error_t code, const std::string & type,
                         const std::string & msg, Notify & notify) {
     if (t->state == TaskState::done) return;
-    if (t->core_id >= 0) {
-        by_core_id_.erase(t->core_id);
-        core_->results().remove_waiting_task_id(t->core_id);
-        server_task cancel(SERVER_TASK_TYPE_CANCEL);
-        cancel.id = core_->tasks().get_new_id();   // post() asserts id != -1
-        cancel.id_target = t->core_id;
-        core_->tasks().post(std::move(cancel), true);
-    }
+    detach_core(t, true);
     if (t->session_id > 0) {
         auto it = sessions_.find(t->session_id);
         if (it != sessions_.end()) {
@@ -155,9 +164,7 @@ void Server::on_result(std::unique_ptr<server_task_result> res) {
         }
         TaskPtr t = it->second;
         auto done_on_core = [&] {
-            by_core_id_.erase(t->core_id);
-            core_->results().remove_waiting_task_id(t->core_id);
-            t->core_id = -1;
+            detach_core(t, res->is_error() && t->core_ids.size() > 1);   // an error stops the other parts
             if (t->session_id > 0) {
                 auto s = sessions_.find(t->session_id);
                 if (s != sessions_.end() && s->second.running == t) s->second.running = nullptr;
@@ -183,6 +190,21 @@ void Server::on_result(std::unique_ptr<server_task_result> res) {
                 }
             }
             if (!chunks.empty()) t->cv.notify_all();
+        } else if (t->kind == TaskKind::embedding || t->kind == TaskKind::rerank) {
+            // one result per input; the task is done when all are in
+            t->started = true;
+            by_core_id_.erase(res->id);
+            core_->results().remove_waiting_task_id(res->id);
+            if (res->index < t->parts.size() && t->parts[res->index].is_null()) {
+                t->parts[res->index] = res->to_json();
+                t->n_parts_done++;
+            }
+            if (t->n_parts_done == t->parts.size()) {
+                std::string out = embedding_result(*t);
+                t->parts.clear();
+                done_on_core();
+                finish(t, LLAMA_SUCCESS, std::move(out), false, notify);
+            }
         } else if (auto * f = dynamic_cast<server_task_result_cmpl_final *>(res.get())) {
             std::vector<std::string> chunks;
             on_final(t, *f, chunks);

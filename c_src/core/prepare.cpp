@@ -154,6 +154,16 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
             s = &it->second;
             if (s->running || s->pending.empty() || s->pending.front() != t) continue;   // session order
         }
+        if (t->kind == TaskKind::embedding || t->kind == TaskKind::rerank) {
+            // tokenized already; llama.cpp spreads the inputs over its slots and batches them
+            t->state = TaskState::running;
+            if (s) {
+                s->pending.pop_front();
+                s->running = t;
+            }
+            post_pooled(t);
+            continue;
+        }
         const int slot = pick_slot(s);
         if (slot < 0) break;   // all slots busy: first come, first served when one frees
         slot_task_[slot] = t->id;
@@ -215,9 +225,9 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
         t->chat_state = std::move(p.state);
         t->new_messages = std::move(p.new_messages);
         p.task.id = core_->tasks().get_new_id();
-        t->core_id = p.task.id;
-        by_core_id_[t->core_id] = t;
-        core_->results().add_waiting_task_id(t->core_id);
+        t->core_ids = {p.task.id};
+        by_core_id_[p.task.id] = t;
+        core_->results().add_waiting_task_id(p.task.id);
         core_->tasks().post(std::move(p.task));
     }
     if (!notify.empty()) {

@@ -55,7 +55,8 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
              "' (corrupt file, unsupported architecture, or not enough memory)");
     }
     core->meta = std::make_unique<server_context_meta>(core->ctx.get_meta());
-    core->vocab = llama_model_get_vocab(llama_get_model(core->ctx.get_llama_context()));
+    core->model = llama_get_model(core->ctx.get_llama_context());
+    core->vocab = llama_model_get_vocab(core->model);
     core->n_ctx_slot = core->meta->slot_n_ctx;
     core->embedding = core->params.embedding;
     core->rerank = core->params.embedding && core->meta->pooling_type == LLAMA_POOLING_TYPE_RANK;
@@ -153,9 +154,6 @@ int Server::create_task(int session_id, TaskKind kind, const json & input, bool 
     if (stopping_) fail(LLAMA_ERROR_CANCELLED, "the server is shutting down");
     validate_task_input(kind, input);
     check_supported(kind);
-    if (kind == TaskKind::embedding || kind == TaskKind::rerank) {
-        fail(LLAMA_ERROR_NOT_SUPPORTED, std::string(task_kind_name(kind)) + " tasks are not implemented yet");
-    }
 
     auto t = std::make_shared<Task>();
     t->kind = kind;
@@ -170,7 +168,11 @@ int Server::create_task(int session_id, TaskKind kind, const json & input, bool 
         }
     }
     // llama.cpp's own parsers, now: bad values fail here and not later on the driver thread
-    validate_with_core(kind, input);
+    if (kind == TaskKind::embedding || kind == TaskKind::rerank) {
+        t->pre = tokenize_pooled_inputs(kind, input);
+    } else {
+        validate_with_core(kind, input);
+    }
 
     std::lock_guard<std::mutex> lk(mu_);
     if (stopping_) fail(LLAMA_ERROR_CANCELLED, "the server is shutting down");

@@ -58,8 +58,11 @@ struct Task {
     TaskState state = TaskState::queued;
     Clock::time_point created, finished;
 
-    // while on the core
-    int  core_id = -1;
+    // while on the core: one core task for generation, one per input for embedding/rerank
+    std::vector<int> core_ids;
+    std::unique_ptr<struct PreTokenized> pre;   // embedding/rerank inputs, tokenized at create
+    std::vector<json> parts;                    // embedding/rerank results by input index
+    size_t n_parts_done = 0;
     int  slot = -1;
     bool started = false;            // the slot began its prompt
     std::unique_ptr<task_result_state> chat_state;
@@ -153,6 +156,9 @@ class Server {
                     std::vector<std::string> & chunks_out);
     void on_final(const TaskPtr & t, server_task_result_cmpl_final & f,
                   std::vector<std::string> & chunks_out);
+    std::string embedding_result(const Task & t) const;         // embedding.cpp
+    std::unique_ptr<PreTokenized> tokenize_pooled_inputs(TaskKind kind, const json & input) const;
+    void post_pooled(const TaskPtr & t);                        // embedding/rerank: no slot
     void expire(std::vector<std::function<void()>> & notify);
     void wake();
 
@@ -162,6 +168,7 @@ class Server {
     void abort_task(const TaskPtr & t, llama_error_t code, const std::string & type,
                     const std::string & msg, std::vector<std::function<void()>> & notify);
     void release_slot(const TaskPtr & t);
+    void detach_core(const TaskPtr & t, bool cancel_on_core);
     int  pick_slot(const Session * s) const;
     void check_supported(TaskKind kind) const;
     void validate_with_core(TaskKind kind, const json & data) const;

@@ -1,0 +1,143 @@
+// Embedding and rerank tasks: one core task per input, tokenized when the task is created
+// (so that an over-long input fails at once with a clear error), batched by llama.cpp's
+// slots, and gathered into llama.cpp server's result shapes.
+#include "core.h"
+
+#include <algorithm>
+
+namespace lls {
+
+// The longest input a pooled (non-causal) model can take: it must fit one physical batch
+// and one slot's context.
+static int pooled_limit(const common_params & p, int n_ctx_slot) {
+    return std::min(p.n_ubatch, n_ctx_slot);
+}
+
+static std::vector<std::string> string_list(const json & v, const char * key) {
+    std::vector<std::string> out;
+    if (v.is_string()) {
+        out.push_back(v.get<std::string>());
+        return out;
+    }
+    if (!v.is_array()) {
+        fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string("\"") + key + "\" must be a string or an array of strings");
+    }
+    for (size_t i = 0; i < v.size(); i++) {
+        if (!v.at(i).is_string()) {
+            fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string("\"") + key + "\"[" + std::to_string(i) + "] must be a string");
+        }
+        out.push_back(v.at(i).get<std::string>());
+    }
+    return out;
+}
+
+std::unique_ptr<PreTokenized> Server::tokenize_pooled_inputs(TaskKind kind, const json & input) const {
+    const Core & c = *core_;
+    auto pre = std::make_unique<PreTokenized>();
+    const int limit = pooled_limit(c.params, c.n_ctx_slot);
+    auto check_len = [&](const server_tokens & toks, size_t i, const char * what) {
+        if (toks.empty()) {
+            fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string(what) + " " + std::to_string(i) + " is empty after tokenization");
+        }
+        if ((int) toks.size() > limit) {
+            fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string(what) + " " + std::to_string(i) + " has " +
+                 std::to_string(toks.size()) + " tokens; the limit is " + std::to_string(limit) +
+                 " (n_ubatch and the per-slot context): split it or raise n_ubatch/n_ctx");
+        }
+    };
+    if (kind == TaskKind::embedding) {
+        const char * key = input.contains("input") ? "input" : "content";
+        std::vector<std::string> texts = string_list(input.at(key), key);
+        if (texts.empty()) {
+            fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string("\"") + key + "\" must not be an empty array");
+        }
+        if (input.contains("encoding_format")) {
+            const std::string f = input.at("encoding_format").get<std::string>();
+            if (f != "float" && f != "base64") {
+                fail(LLAMA_ERROR_INVALID_ARGUMENT, "\"encoding_format\" must be \"float\" or \"base64\"");
+            }
+        }
+        for (size_t i = 0; i < texts.size(); i++) {
+            pre->inputs.push_back(tokenize_input_subprompt(c.vocab, nullptr, json(texts[i]), true, true, c.init_opt));
+            check_len(pre->inputs.back(), i, "input");
+        }
+    } else {
+        const std::string query = input.at("query").get<std::string>();
+        const char * key = input.contains("documents") ? "documents" : "texts";
+        pre->documents = string_list(input.at(key), key);
+        if (!input.at(key).is_array() || pre->documents.empty()) {
+            fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string("\"") + key + "\" must be a non-empty array of strings");
+        }
+        for (size_t i = 0; i < pre->documents.size(); i++) {
+            pre->inputs.push_back(format_prompt_rerank(c.model, c.vocab, nullptr, query, pre->documents[i], c.init_opt));
+            check_len(pre->inputs.back(), i, "query + document");
+        }
+    }
+    return pre;
+}
+
+void Server::post_pooled(const TaskPtr & t) {
+    std::vector<server_task> tasks;
+    tasks.reserve(t->pre->inputs.size());
+    const bool oai = t->input.contains("input") || t->input.value("oaicompat", false);
+    const int normalize = t->input.value("embd_normalize", core_->params.embd_normalize);
+    for (size_t i = 0; i < t->pre->inputs.size(); i++) {
+        server_task task(t->kind == TaskKind::embedding ? SERVER_TASK_TYPE_EMBEDDING : SERVER_TASK_TYPE_RERANK);
+        task.id = core_->tasks().get_new_id();
+        task.index = i;
+        task.tokens = std::move(t->pre->inputs[i]);
+        task.params.res_type = oai && t->kind == TaskKind::embedding ? TASK_RESPONSE_TYPE_OAI_EMBD : TASK_RESPONSE_TYPE_NONE;
+        task.params.embd_normalize = normalize;
+        t->core_ids.push_back(task.id);
+        by_core_id_[task.id] = t;
+        tasks.push_back(std::move(task));
+    }
+    t->pre->inputs.clear();
+    t->parts.assign(tasks.size(), json());
+    t->n_parts_done = 0;
+    core_->results().add_waiting_task_ids(std::unordered_set<int>(t->core_ids.begin(), t->core_ids.end()));
+    core_->tasks().post(std::move(tasks));
+}
+
+std::string Server::embedding_result(const Task & t) const {
+    json parts = json::array();
+    for (const auto & p : t.parts) parts.push_back(p);
+    const std::string & model = core_->meta->model_name;
+    if (t.kind == TaskKind::embedding) {
+        const bool oai = t.input.contains("input") || t.input.value("oaicompat", false);
+        if (!oai) return parts.dump_safe();   // llama.cpp's /embedding: [{index, embedding}]
+        const bool b64 = t.input.value("encoding_format", std::string("float")) == "base64";
+        return format_embeddings_response_oaicompat(t.input, model, parts, b64).dump_safe();
+    }
+    // rerank: llama.cpp's /rerank shape, sorted by score (top_n); "sort": false keeps document order
+    std::vector<std::string> docs = t.pre->documents;
+    const int top_n = t.input.value("top_n", (int) docs.size());
+    if (t.input.value("sort", true)) {
+        json r = format_response_rerank(t.input, model, parts, false, docs, top_n);
+        if (t.input.value("return_text", false)) {
+            for (auto & e : r.at("results")) e["text"] = t.pre->documents[e.at("index").get<int>()];
+        }
+        return r.dump_safe();
+    }
+    json results = json::array();
+    int n_tokens = 0;
+    for (const auto & p : parts) {
+        json e = json::object();
+        e["index"] = p.at("index");
+        e["relevance_score"] = p.at("score");
+        if (t.input.value("return_text", false)) e["text"] = t.pre->documents[p.at("index").get<int>()];
+        n_tokens += p.value("tokens_evaluated", 0);
+        results.push_back(e);
+    }
+    json usage = json::object();
+    usage["prompt_tokens"] = n_tokens;
+    usage["total_tokens"] = n_tokens;
+    json r = json::object();
+    r["model"] = t.input.value("model", model);
+    r["object"] = "list";
+    r["usage"] = usage;
+    r["results"] = results;
+    return r.dump_safe();
+}
+
+}  // namespace lls
