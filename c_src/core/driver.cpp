@@ -163,63 +163,73 @@ void Server::on_result(std::unique_ptr<server_task_result> res) {
             return;   // a wake-up, or a late result of a cancelled task
         }
         TaskPtr t = it->second;
-        auto done_on_core = [&] {
-            detach_core(t, res->is_error() && t->core_ids.size() > 1);   // an error stops the other parts
-            if (t->session_id > 0) {
-                auto s = sessions_.find(t->session_id);
-                if (s != sessions_.end() && s->second.running == t) s->second.running = nullptr;
-            }
-            release_slot(t);
-        };
-        if (res->is_error()) {
-            auto * e = static_cast<server_task_result_error *>(res.get());
-            done_on_core();
-            const char * type = e->err_type == ERROR_TYPE_EXCEED_CONTEXT_SIZE ? "exceed_context_size_error"
-                              : e->err_type == ERROR_TYPE_INVALID_REQUEST    ? "invalid_request_error"
-                                                                             : "server_error";
-            finish(t, LLAMA_ERROR_INFERENCE_FAILED, error_json(LLAMA_ERROR_INFERENCE_FAILED, type, e->err_msg).dump_safe(),
-                   true, notify);
-        } else if (auto * p = dynamic_cast<server_task_result_cmpl_partial *>(res.get())) {
-            std::vector<std::string> chunks;
-            on_partial(t, *p, chunks);
-            for (auto & c : chunks) {
-                if (t->listener) {
-                    notify.push_back([l = t->listener, id = t->id, c] { l->on_chunk(id, c); });
-                } else {
-                    t->chunks.push_back({std::move(c), false});
-                }
-            }
-            if (!chunks.empty()) t->cv.notify_all();
-        } else if (t->kind == TaskKind::embedding || t->kind == TaskKind::rerank) {
-            // one result per input; the task is done when all are in
-            t->started = true;
-            by_core_id_.erase(res->id);
-            core_->results().remove_waiting_task_id(res->id);
-            if (res->index < t->parts.size() && t->parts[res->index].is_null()) {
-                t->parts[res->index] = res->to_json();
-                t->n_parts_done++;
-            }
-            if (t->n_parts_done == t->parts.size()) {
-                std::string out = embedding_result(*t);
-                t->parts.clear();
-                done_on_core();
-                finish(t, LLAMA_SUCCESS, std::move(out), false, notify);
-            }
-        } else if (auto * f = dynamic_cast<server_task_result_cmpl_final *>(res.get())) {
-            std::vector<std::string> chunks;
-            on_final(t, *f, chunks);
-            for (size_t i = 0; i < chunks.size(); i++) {
-                if (t->listener) {
-                    notify.push_back([l = t->listener, id = t->id, c = chunks[i]] { l->on_chunk(id, c); });
-                } else {
-                    t->chunks.push_back({std::move(chunks[i]), i + 1 == chunks.size()});
-                }
-            }
-            done_on_core();
-            finish(t, LLAMA_SUCCESS, std::move(t->result), false, notify);
+        try {
+            handle_result(t, res, notify);
+        } catch (const std::exception & e) {
+            // never leave a waiter hanging on a task whose result we could not build
+            abort_task(t, LLAMA_ERROR_INFERENCE_FAILED, "server_error", std::string("internal error: ") + e.what(), notify);
         }
     }
     run(notify);
+}
+
+void Server::handle_result(const TaskPtr & t, std::unique_ptr<server_task_result> & res,
+                           std::vector<std::function<void()>> & notify) {
+    auto done_on_core = [&] {
+        detach_core(t, res->is_error() && t->core_ids.size() > 1);   // an error stops the other parts
+        if (t->session_id > 0) {
+            auto s = sessions_.find(t->session_id);
+            if (s != sessions_.end() && s->second.running == t) s->second.running = nullptr;
+        }
+        release_slot(t);
+    };
+    if (res->is_error()) {
+        auto * e = static_cast<server_task_result_error *>(res.get());
+        done_on_core();
+        const char * type = e->err_type == ERROR_TYPE_EXCEED_CONTEXT_SIZE ? "exceed_context_size_error"
+                          : e->err_type == ERROR_TYPE_INVALID_REQUEST    ? "invalid_request_error"
+                                                                         : "server_error";
+        finish(t, LLAMA_ERROR_INFERENCE_FAILED, error_json(LLAMA_ERROR_INFERENCE_FAILED, type, e->err_msg).dump_safe(),
+               true, notify);
+    } else if (auto * p = dynamic_cast<server_task_result_cmpl_partial *>(res.get())) {
+        std::vector<std::string> chunks;
+        on_partial(t, *p, chunks);
+        for (auto & c : chunks) {
+            if (t->listener) {
+                notify.push_back([l = t->listener, id = t->id, c] { l->on_chunk(id, c); });
+            } else {
+                t->chunks.push_back({std::move(c), false});
+            }
+        }
+        if (!chunks.empty()) t->cv.notify_all();
+    } else if (t->kind == TaskKind::embedding || t->kind == TaskKind::rerank) {
+        // one result per input; the task is done when all are in
+        t->started = true;
+        by_core_id_.erase(res->id);
+        core_->results().remove_waiting_task_id(res->id);
+        if (res->index < t->parts.size() && t->parts[res->index].is_null()) {
+            t->parts[res->index] = res->to_json();
+            t->n_parts_done++;
+        }
+        if (t->n_parts_done == t->parts.size()) {
+            std::string out = embedding_result(*t);
+            t->parts.clear();
+            done_on_core();
+            finish(t, LLAMA_SUCCESS, std::move(out), false, notify);
+        }
+    } else if (auto * f = dynamic_cast<server_task_result_cmpl_final *>(res.get())) {
+        std::vector<std::string> chunks;
+        on_final(t, *f, chunks);
+        for (size_t i = 0; i < chunks.size(); i++) {
+            if (t->listener) {
+                notify.push_back([l = t->listener, id = t->id, c = chunks[i]] { l->on_chunk(id, c); });
+            } else {
+                t->chunks.push_back({std::move(chunks[i]), i + 1 == chunks.size()});
+            }
+        }
+        done_on_core();
+        finish(t, LLAMA_SUCCESS, std::move(t->result), false, notify);
+    }
 }
 
 static void push_json_chunks(const json & j, std::vector<std::string> & out) {

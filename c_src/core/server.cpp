@@ -157,7 +157,10 @@ int Server::create_task(int session_id, TaskKind kind, const json & input, bool 
 
     auto t = std::make_shared<Task>();
     t->kind = kind;
-    t->input = input;
+    t->input = json::object();
+    for (const auto & item : input.items()) {
+        if (!item.value().is_null()) t->input[item.key()] = item.value();   // null = not given
+    }
     t->stream = stream;
     t->listener = std::move(listener);
     t->created = Clock::now();

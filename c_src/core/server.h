@@ -152,6 +152,8 @@ class Server {
     struct Prepared;                 // a ready llama.cpp server_task
     Prepared prepare(const Task & t, const Snapshot & snap) const;
     void on_result(std::unique_ptr<server_task_result> res);
+    void handle_result(const TaskPtr & t, std::unique_ptr<server_task_result> & res,
+                       std::vector<std::function<void()>> & notify);
     void on_partial(const TaskPtr & t, server_task_result_cmpl_partial & p,
                     std::vector<std::string> & chunks_out);
     void on_final(const TaskPtr & t, server_task_result_cmpl_final & f,
