@@ -133,11 +133,15 @@ void Server::driver_main() {
         {
             std::unique_lock<std::mutex> lk(mu_);
             if (stopping_) break;
-            if (Clock::now() - last_expire > std::chrono::milliseconds(200)) {
-                expire(notify);
-                last_expire = Clock::now();
+            try {
+                if (Clock::now() - last_expire > std::chrono::milliseconds(200)) {
+                    expire(notify);
+                    last_expire = Clock::now();
+                }
+                dispatch_ready(lk);
+            } catch (const std::exception & e) {   // out of memory: log, keep serving
+                log(LLAMA_SERVER_LOG_ERROR, "llama_server: driver: %s\n", e.what());
             }
-            dispatch_ready(lk);
             ids.reserve(by_core_id_.size() + 1);
             ids.insert(wake_id_);
             for (auto & kv : by_core_id_) ids.insert(kv.first);
