@@ -30,6 +30,7 @@ source:
 
 model:
 	$(TOOL) model
+	$(TOOL) model embed-all
 
 deps: deps-py
 

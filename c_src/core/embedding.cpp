@@ -70,7 +70,7 @@ std::unique_ptr<PreTokenized> Server::tokenize_pooled_inputs(TaskKind kind, cons
         }
         for (size_t i = 0; i < pre->documents.size(); i++) {
             pre->inputs.push_back(format_prompt_rerank(c.model, c.vocab, nullptr, query, pre->documents[i], c.init_opt));
-            check_len(pre->inputs.back(), i, "query + document");
+            check_len(pre->inputs.back(), i, "document");
         }
     }
     return pre;

@@ -10,7 +10,9 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("source", help="fetch + verify + unpack the pinned llama.cpp source")
     m = sub.add_parser("model", help="fetch + verify a model into models/")
-    m.add_argument("name", nargs="?", help="model name (default: the default chat model)")
+    m.add_argument("name", nargs="?", help="model name (default: the default chat model); "
+                   "embedding/rerank models (converted to GGUF): "
+                   + ", ".join(fetch.pins.EMBED_MODELS) + ", or 'embed-all' for all of them")
     b = sub.add_parser("build", help="build the C library (and other targets)")
     b.add_argument("targets", nargs="*")
     sub.add_parser("paths", help="print where things are")
@@ -21,7 +23,13 @@ def main(argv=None) -> int:
     if args.cmd == "source":
         print(fetch.llama_cpp_source())
     elif args.cmd == "model":
-        print(fetch.model(args.name))
+        if args.name in fetch.pins.EMBED_MODELS or args.name == "embed-all":
+            from . import embed_models
+            names = list(fetch.pins.EMBED_MODELS) if args.name == "embed-all" else [args.name]
+            for name in names:
+                print(embed_models.ensure(name))
+        else:
+            print(fetch.model(args.name))
     elif args.cmd == "build":
         build.build(args.targets or None)
     elif args.cmd == "paths":

