@@ -112,7 +112,10 @@ void to_common_params(const ServerConfig & sc, const ModelConfig & mc, const std
     p.flash_attn_type   = sc.flash_attn < 0 ? LLAMA_FLASH_ATTN_TYPE_AUTO
                         : sc.flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
     p.cont_batching     = sc.cont_batching;
-    p.slot_prompt_similarity = (float) sc.slot_prompt_similarity;
+    // We pin every task to a slot and apply slot_prompt_similarity ourselves. llama.cpp only
+    // saves a slot's old prompt to the host cache (and restores a matching one) for a pinned
+    // task when its own similarity is non-zero, so give it the smallest positive value.
+    p.slot_prompt_similarity = std::max((float) sc.slot_prompt_similarity, 1e-6f);
     p.cache_ram_mib     = sc.cache_ram_mib;           // llama.cpp's default is 8 GiB
     p.load_mode         = mc.use_mmap ? (mc.use_mlock ? LLAMA_LOAD_MODE_MMAP_MLOCK : LLAMA_LOAD_MODE_MMAP)
                                       : (mc.use_mlock ? LLAMA_LOAD_MODE_MLOCK : LLAMA_LOAD_MODE_NONE);

@@ -28,10 +28,22 @@ int Server::pick_slot(const Session * s) const {
     if (s && s->last_slot >= 0 && slot_task_[s->last_slot] == 0) {
         return s->last_slot;   // affinity: its KV cache is still there
     }
+    // Otherwise a free slot that no other live session calls home, least recently used first;
+    // only then take another session's slot (its cache goes to the host prompt cache).
+    auto homed = [&](int slot) {
+        for (const auto & kv : sessions_) {
+            if (&kv.second != s && kv.second.last_slot == slot) return true;
+        }
+        return false;
+    };
     int best = -1;
+    bool best_homed = true;
     for (int i = 0; i < (int) slot_task_.size(); i++) {
-        if (slot_task_[i] == 0 && (best < 0 || slot_used_at_[i] < slot_used_at_[best])) {
-            best = i;   // least recently used: least likely to hold a cache someone still wants
+        if (slot_task_[i] != 0) continue;
+        const bool h = homed(i);
+        if (best < 0 || (best_homed && !h) || (h == best_homed && slot_used_at_[i] < slot_used_at_[best])) {
+            best = i;
+            best_homed = h;
         }
     }
     return best;
@@ -295,7 +307,11 @@ void Server::on_final(const TaskPtr & t, server_task_result_cmpl_final & f, std:
     }
 
     const int slot = t->slot;
-    if (slot >= 0) slot_tokens_[slot] = f.n_tokens_cached;
+    if (slot >= 0) {
+        slot_tokens_[slot] = f.n_tokens_cached;
+        auto & cache = slot_cache_[slot];
+        cache.insert(cache.end(), t->acc_tokens.begin(), t->acc_tokens.end());
+    }
     total_tasks_++;
     total_prompt_tokens_ += f.n_prompt_tokens;
     total_generated_tokens_ += f.n_decoded;

@@ -134,6 +134,40 @@ Server::Prepared Server::prepare(const Task & t, const Snapshot & snap) const {
     return out;
 }
 
+// slot_prompt_similarity: a task with no slot of its own goes to the free slot whose cached
+// tokens share the longest prefix with its prompt, if that share exceeds the threshold (as
+// llama.cpp's get_available_slot does for unpinned tasks).
+void Server::move_to_similar_slot(const TaskPtr & t, server_task & task) {
+    const llama_tokens prompt = task.tokens.get_text_tokens();
+    if (prompt.empty()) return;
+    auto similarity = [&](int slot) {
+        const auto & cached = slot_cache_[slot];
+        size_t n = 0;
+        while (n < cached.size() && n < prompt.size() && cached[n] == prompt[n]) n++;
+        return (double) n / prompt.size();
+    };
+    int best = t->slot;
+    double best_sim = similarity(best);
+    for (int i = 0; i < (int) slot_task_.size(); i++) {
+        if (slot_task_[i] != 0) continue;
+        double sim = similarity(i);
+        if (sim > best_sim) {
+            best = i;
+            best_sim = sim;
+        }
+    }
+    if (best == t->slot || best_sim <= cfg_.slot_prompt_similarity) return;
+    slot_task_[t->slot] = 0;
+    slot_task_[best] = t->id;
+    slot_used_at_[best] = ++use_clock_;
+    t->slot = best;
+    task.id_slot = best;
+    if (t->session_id > 0) {
+        auto it = sessions_.find(t->session_id);
+        if (it != sessions_.end()) it->second.last_slot = best;
+    }
+}
+
 void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
     if (!dispatch_needed_) return;
     dispatch_needed_ = false;
@@ -142,6 +176,7 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
     struct Job {
         TaskPtr  t;
         Snapshot snap;
+        bool     affinity = false;   // back on its session's own slot
     };
     std::vector<Job> jobs;
     for (auto & kv : tasks_) {
@@ -171,6 +206,7 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
         t->slot = slot;
         t->state = TaskState::running;
         Job j{t, {}};
+        j.affinity = s && s->last_slot == slot;
         j.snap.data = merged_input(*t, s);
         j.snap.slot = slot;
         if (s) {
@@ -222,6 +258,10 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
                 }
             }
         }
+        if (!jobs[i].affinity && cfg_.slot_prompt_similarity > 0) {
+            move_to_similar_slot(t, p.task);
+        }
+        slot_cache_[t->slot] = p.task.tokens.get_text_tokens();
         t->chat_state = std::move(p.state);
         t->new_messages = std::move(p.new_messages);
         p.task.id = core_->tasks().get_new_id();

@@ -26,6 +26,7 @@ Server::Server(const ServerConfig & cfg) : cfg_(cfg) {
     std::call_once(backend_once, [] { llama_backend_init(); });
     slot_task_.assign(cfg_.n_parallel, 0);
     slot_tokens_.assign(cfg_.n_parallel, 0);
+    slot_cache_.assign(cfg_.n_parallel, {});
     slot_used_at_.assign(cfg_.n_parallel, 0);
     started_at_ = Clock::now();
 }

@@ -20,6 +20,7 @@
 #include <vector>
 
 struct server_context;
+struct server_task;
 struct server_context_meta;
 struct server_task_result;
 struct server_task_result_cmpl_partial;
@@ -172,6 +173,7 @@ class Server {
     void release_slot(const TaskPtr & t);
     void detach_core(const TaskPtr & t, bool cancel_on_core);
     int  pick_slot(const Session * s) const;
+    void move_to_similar_slot(const TaskPtr & t, server_task & task);
     void check_supported(TaskKind kind) const;
     void validate_with_core(TaskKind kind, const json & data) const;
     json merged_input(const Task & t, const Session * s) const;
@@ -190,6 +192,7 @@ class Server {
     std::unordered_map<int, TaskPtr> by_core_id_;
     std::vector<int> slot_task_;                   // task id per slot, 0 = free
     std::vector<int> slot_tokens_;                 // tokens cached per slot (last known)
+    std::vector<std::vector<int>> slot_cache_;     // those tokens, for slot_prompt_similarity
     std::vector<long long> slot_used_at_;          // LRU stamp per slot
     long long use_clock_ = 0;
     int next_session_id_ = 1, next_task_id_ = 1;
