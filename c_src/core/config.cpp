@@ -27,8 +27,8 @@ ServerConfig parse_server_config(const char * text) {
     }
     c.n_batch          = get_int(j, "n_batch", c.n_batch, 1, 1 << 20, SERVER);
     c.n_ubatch         = get_int(j, "n_ubatch", std::min(c.n_ubatch, c.n_batch), 1, 1 << 20, SERVER);
-    c.n_threads        = get_int(j, "n_threads", c.n_threads, 0, 1024, SERVER);
-    c.n_threads_batch  = get_int(j, "n_threads_batch", c.n_threads_batch, 0, 1024, SERVER);
+    c.n_threads        = get_int(j, "n_threads", c.n_threads, 1, 1024, SERVER);   // absent: all cores
+    c.n_threads_batch  = get_int(j, "n_threads_batch", c.n_threads_batch, 1, 1024, SERVER);
     c.n_gpu_layers     = get_int(j, "n_gpu_layers", c.n_gpu_layers, -1, 100000, SERVER);
     c.timeout_read_s   = get_num(j, "timeout_read", c.timeout_read_s, 0.001, 1e9, SERVER);
     c.timeout_write_s  = get_num(j, "timeout_write", c.timeout_write_s, 0.001, 1e9, SERVER);
@@ -56,7 +56,7 @@ ServerConfig parse_server_config(const char * text) {
         if (found < 0) {
             fail(LLAMA_ERROR_INVALID_ARGUMENT, "'log_level' in server config must be one of debug, info, warn, error, none");
         }
-        set_log(found, nullptr, nullptr);
+        set_log_level(found);   // keeps the embedder's callback
     }
     c.raw = j;
     return c;

@@ -39,5 +39,6 @@ void log(int level, const char * fmt, ...) __attribute__((format(printf, 2, 3)))
 
 namespace lls {
 void set_log(int min_level, llama_server_log_callback_t cb, void * user);
+void set_log_level(int min_level);
 void ensure_log_installed();   // first init: route llama.cpp logs to our sink
 }  // namespace lls

@@ -64,6 +64,11 @@ void set_log(int min_level, llama_server_log_callback_t cb, void * user) {
     llama_log_set(llama_sink, nullptr);
 }
 
+void set_log_level(int min_level) {
+    g_min_level = min_level;
+    common_log_set_verbosity_thold(common_threshold(min_level));
+}
+
 void ensure_log_installed() {
     static std::once_flag once;
     std::call_once(once, [] {

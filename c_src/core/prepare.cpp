@@ -83,6 +83,16 @@ void Server::validate_with_core(TaskKind kind, const json & data) const {
             }
             server_schema::eval_llama_cmpl_schema(core_->vocab, core_->params, core_->meta->logit_bias_eog, parsed);
         } else if (kind == TaskKind::completion) {
+            const json & prompt = body.at("prompt");
+            if (prompt.is_array()) {
+                const double n_vocab = llama_vocab_n_tokens(core_->vocab);
+                for (const auto & e : prompt) {
+                    if (e.is_number() && (e.get<double>() < 0 || e.get<double>() >= n_vocab)) {
+                        fail(LLAMA_ERROR_INVALID_ARGUMENT, "\"prompt\" holds token id " + e.dump() +
+                             ", outside this model's vocabulary (0.." + std::to_string((long long) n_vocab - 1) + ")");
+                    }
+                }
+            }
             server_schema::eval_llama_cmpl_schema(core_->vocab, core_->params, core_->meta->logit_bias_eog, body);
         }
     } catch (const Error &) {

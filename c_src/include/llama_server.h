@@ -18,6 +18,8 @@
  *    keeps the data so the caller can retry with a larger buffer. buffer = NULL with
  *    buffer_size = 0 is a size query (it returns LLAMA_ERROR_BUFFER_TOO_SMALL and the size).
  *    actual_size may be NULL when the caller does not need it.
+ *    get_status output is rebuilt on every call and its length can change between a size
+ *    query and the retry (counters, uptime): retry until it fits.
  *  - Ownership: the library copies every string it is given before returning; the caller
  *    keeps ownership of its buffers. Handles are owned by the library until
  *    llama_server_destroy().
@@ -116,14 +118,15 @@ LLAMA_SERVER_API void llama_server_set_log(int min_level, llama_server_log_callb
  *   n_parallel (int, 1..256, default 4): slots, i.e. sequences decoded together
  *   n_ctx (int, 0 or 64..1048576, default 4096): context PER SLOT (0 = model's training ctx)
  *   n_batch (int, 1.., default 512), n_ubatch (int, default 512)
- *   n_threads (int, 1..1024, default: number of cores), n_threads_batch (default n_threads)
+ *   n_threads (int, 1..1024, default: number of cores), n_threads_batch (1..1024, default n_threads)
  *   n_gpu_layers (int, -1 = all), flash_attn (bool), cont_batching (bool, default true)
  *   timeout_read (seconds, default 600): unfetched finished results are dropped after this
  *   timeout_write (seconds, default 600): a task still queued after this fails with TIMEOUT
  *   slot_prompt_similarity (0..1, default 0): reuse a slot whose cache shares this much prompt
  *   max_queued_tasks (int, default 256): create_task beyond this returns SERVER_BUSY
  *   cache_ram_mib (int, default 256): host-memory prompt cache, 0 disables
- *   log_level ("debug","info","warn","error","none"): shortcut for llama_server_set_log
+ *   log_level ("debug","info","warn","error","none"): the process-wide level of
+ *     llama_server_set_log (the callback set there is kept)
  * @return LLAMA_SUCCESS; LLAMA_ERROR_INVALID_ARGUMENT for NULL server_handle, invalid JSON,
  *         unknown key, wrong type or out-of-range value (last_error names the key);
  *         LLAMA_ERROR_OUT_OF_MEMORY.
@@ -213,8 +216,10 @@ LLAMA_SERVER_API llama_error_t llama_server_create_task(void * server_handle,
  *         LLAMA_ERROR_BUFFER_TOO_SMALL: see the buffer convention above; nothing released.
  *         LLAMA_ERROR_INFERENCE_FAILED / LLAMA_ERROR_TIMEOUT (queued too long) /
  *         LLAMA_ERROR_CANCELLED: the task ended without success; the buffer holds
- *         {"error": {"code":..., "message":...}} (a cancelled task also carries
- *         "partial": what was generated before the cancel). The id is released.
+ *         {"error": {"code": <llama_error_t>, "type":..., "message":...}}; a cancelled
+ *         generation task also carries "content" (the text generated before the cancel) and
+ *         "tokens_predicted". The id is released. A bad "grammar" is only detected when the
+ *         task starts: it fails here with LLAMA_ERROR_INFERENCE_FAILED.
  *         LLAMA_ERROR_TASK_NOT_FOUND; LLAMA_ERROR_INVALID_ARGUMENT.
  */
 LLAMA_SERVER_API llama_error_t llama_server_get_result(void * server_handle,
@@ -227,8 +232,9 @@ LLAMA_SERVER_API llama_error_t llama_server_get_result(void * server_handle,
 /**
  * Streaming callback. chunk is one JSON object (NUL-terminated; chunk_size excludes the NUL)
  * valid only during the call: the OpenAI chat.completion.chunk shape for chat, llama.cpp's
- * stream shape for completion. is_final = 1 on the last call, which carries timings/usage
- * (or {"error": ...} if the task failed). Return 0 to continue, non-zero to stop.
+ * stream shape for completion. is_final = 1 on the last call, which carries "timings" (and,
+ * for chat, "usage" when the input sets "stream_options": {"include_usage": true}), or
+ * {"error": ...} if the task failed. Return 0 to continue, non-zero to stop.
  * Runs on the thread that called llama_server_stream_inference.
  */
 typedef int (*llama_stream_callback_t)(const char * chunk, size_t chunk_size,
