@@ -27,6 +27,11 @@
 %% then they are closed when their owner (the caller, or `owner => Pid') exits.
 %% A server is freed by destroy_server/1 or when its last reference is garbage-collected;
 %% tasks in flight then end with `{llama_error, Id, {cancelled, _}}'.
+%%
+%% Schedulers. Calls that parse JSON, render chat templates, take the core's lock or load
+%% a model run on dirty schedulers; waiting is a receive, so any number of waiting tasks pins
+%% no scheduler. Generation runs on the core's own threads: on a small machine give it fewer
+%% threads (n_threads) than cores, or its spinning workers compete with the schedulers.
 -module(llama_nif).
 
 -export([init_server/1, load_model/2, load_model/3, destroy_server/1,
@@ -52,8 +57,17 @@
 
 %%% ---- server -------------------------------------------------------------------------
 
-%% @doc Creates a server (no model yet). Config: n_parallel, n_ctx, n_batch, n_threads, ...
+%% @doc Creates a server. Config: the C API's server config (n_parallel, n_ctx, n_batch,
+%% n_threads, ...) plus two keys of this API: model (a path: the model is loaded now, as
+%% load_model/3 would) and model_config.
 -spec init_server(json_arg()) -> {ok, server()} | {error, reason()}.
+init_server(Config) when is_map(Config) ->
+    %% a path is often a string (a list): make it a binary, or it would be a JSON array
+    C = maps:map(fun(K, V) when (K =:= model orelse K =:= <<"model">>), is_list(V) ->
+                         case to_binary(V) of {ok, B} -> B; error -> V end;
+                    (_, V) -> V
+                 end, Config),
+    nif_init_server(C);
 init_server(Config) ->
     with_json(Config, "server config", fun(C) -> nif_init_server(C) end).
 
@@ -134,16 +148,21 @@ stream_task(Server, SessionId, Type, Input, Opts) when is_list(Opts) ->
 stream_task(_, _, _, _, _) ->
     bad(<<"options must be a map or a proplist">>).
 
-%% @doc Waits up to Timeout ms (or infinity; 0 only looks) for the result of a task this
-%% process created. On timeout the task goes on: ask again later, or cancel it.
+%% @doc Waits up to Timeout ms (or infinity; 0 only looks, unlike the C API where 0 waits
+%% forever) for the result of a task this process created. On timeout the task goes on: ask
+%% again later, or cancel it. For a streaming task the chunks stay in the mailbox (use
+%% next_chunk/2 or collect_stream/2).
 -spec get_result(server(), task_id(), timeout()) -> {ok, term()} | {error, reason()}.
 get_result(Server, TaskId, Timeout) when ?is_timeout(Timeout) ->
     receive
         {llama_done, TaskId, Result} -> {ok, Result};
         {llama_error, TaskId, Reason} -> {error, Reason}
     after 0 ->
-        case nif_task_known(Server, TaskId) of
+        case task_known(Server, TaskId) of
             true -> wait_result(TaskId, Timeout);
+            not_owner ->
+                bad(iolist_to_binary(["task ", integer_to_list(TaskId), " was created by another process: "
+                                      "its result is sent there"]));
             Gone when Gone =:= false; Gone =:= destroyed ->
                 %% the final message is sent before the task is forgotten: look once more
                 receive
@@ -162,6 +181,13 @@ get_result(Server, TaskId, Timeout) when ?is_timeout(Timeout) ->
     end;
 get_result(_Server, _TaskId, _Timeout) ->
     bad(<<"timeout must be infinity or an integer in 0..4294967295 (ms)">>).
+
+%% A normal-scheduler NIF that never waits for a lock; when it would, the dirty twin does.
+task_known(Server, TaskId) ->
+    case nif_task_known(Server, TaskId) of
+        busy -> nif_task_known_dirty(Server, TaskId);
+        Known -> Known
+    end.
 
 wait_result(TaskId, Timeout) ->
     receive
@@ -228,7 +254,8 @@ session_info(Server, SessionId, Opts) ->
         {error, _} = E -> E
     end.
 
-%% @doc Library-wide counters: #{servers => servers created and not yet freed}.
+%% @doc Library-wide counters: servers (created and not yet freed) and normal_scheduler
+%% (calls of our code on normal schedulers, and the longest one, in CPU and wall time).
 -spec info() -> map().
 info() ->
     nif_info().
@@ -330,6 +357,7 @@ nif_close_session(_, _) -> ?NIF.
 nif_create_task(_, _, _, _, _, _, _) -> ?NIF.
 nif_cancel_task(_, _) -> ?NIF.
 nif_task_known(_, _) -> ?NIF.
+nif_task_known_dirty(_, _) -> ?NIF.
 nif_status(_, _, _) -> ?NIF.
 nif_session_info(_, _, _, _) -> ?NIF.
 nif_info() -> ?NIF.

@@ -32,17 +32,53 @@ struct Use {
 
 ERL_NIF_TERM ok_tuple(ErlNifEnv * env, ERL_NIF_TERM t) { return enif_make_tuple2(env, A.ok, t); }
 
+std::string with_public_ids(Shared & sh, const std::string & text) {
+    std::map<int, long long> core_to_pub;
+    {
+        std::lock_guard<std::mutex> lk(sh.mu);
+        for (auto & kv : sh.tasks) {
+            if (kv.second.core_id >= 0) core_to_pub[kv.second.core_id] = kv.first;
+        }
+    }
+    return remap_task_ids(text, core_to_pub);
+}
+
 }  // namespace
 
-// init_server(Config) -> {ok, Server}
+// init_server(Config) -> {ok, Server}. Two keys are the NIF's own: "model" (a path, loaded
+// here, so that init_server + create_session is all the design document's pattern needs)
+// and "model_config".
 ERL_NIF_TERM nif_init_server(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
     CallerEnv ce(env);
     return guarded(env, [&] {
         std::string text = arg_to_json(env, argv[0], "server config");
-        lls::ServerConfig cfg = lls::parse_server_config(text.c_str());
+        lls::json cfg_json = lls::parse_object(text.c_str(), "server config");
+        std::string model_path, model_cfg;
+        if (cfg_json.contains("model")) {
+            const lls::json & m = cfg_json.at("model");
+            if (!m.is_string() || m.get<std::string>().empty() || m.get<std::string>().find('\0') != std::string::npos) {
+                lls::fail(LLAMA_ERROR_INVALID_ARGUMENT, "'model' in server config must be a path (a string)");
+            }
+            model_path = m.get<std::string>();
+            cfg_json.erase("model");
+        }
+        if (cfg_json.contains("model_config")) {
+            if (model_path.empty()) lls::fail(LLAMA_ERROR_INVALID_ARGUMENT, "'model_config' in server config needs 'model'");
+            const lls::json & mc = cfg_json.at("model_config");
+            if (!mc.is_object() && !mc.is_null()) lls::fail(LLAMA_ERROR_INVALID_ARGUMENT, "'model_config' in server config must be an object");
+            model_cfg = mc.dump_safe();
+            cfg_json.erase("model_config");
+        }
+        lls::ServerConfig cfg = lls::parse_server_config(cfg_json.dump_safe().c_str());
+        lls::ModelConfig mc = lls::parse_model_config(model_cfg.c_str());
         auto sh = std::make_shared<Shared>();
         sh->server = std::make_unique<lls::Server>(cfg);
         server_created();
+        register_server(sh);
+        if (!model_path.empty()) {
+            sh->server->load_model(model_path, mc);   // on failure sh frees it
+            arm_exit_hook();
+        }
         void * obj = enif_alloc_resource(SERVER_RES, sizeof(ServerRes));
         new (obj) ServerRes{std::move(sh)};
         ERL_NIF_TERM t = enif_make_resource(env, obj);
@@ -59,6 +95,7 @@ ERL_NIF_TERM nif_load_model(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
         std::string path = arg_to_string(env, argv[1], "model path", 4096);
         std::string text = arg_to_json(env, argv[2], "model config");
         u->load_model(path, lls::parse_model_config(text.c_str()));
+        arm_exit_hook();
         return A.ok;
     });
 }
@@ -199,8 +236,10 @@ ERL_NIF_TERM nif_cancel_task(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
     });
 }
 
-// task_known(Server, TaskId) -> true | false | destroyed. Normal scheduler: our lock only.
-ERL_NIF_TERM nif_task_known(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
+// task_known(Server, TaskId) -> true | false | destroyed | not_owner (the task is another
+// process's: its messages go there) | busy. On a normal scheduler it never waits for our
+// lock: `busy` says "ask nif_task_known_dirty" (the same function on a dirty scheduler).
+static ERL_NIF_TERM task_known(ErlNifEnv * env, const ERL_NIF_TERM argv[], bool may_wait) {
     return guarded(env, [&] {
         void * obj = nullptr;
         if (!enif_get_resource(env, argv[0], SERVER_RES, &obj)) {
@@ -209,10 +248,29 @@ ERL_NIF_TERM nif_task_known(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
         std::shared_ptr<Shared> sh = static_cast<ServerRes *>(obj)->sh;
         const long long pub = arg_to_int(env, argv[1], "task id", 1, INT64_MAX);
         if (!sh) return A.destroyed;
-        std::lock_guard<std::mutex> lk(sh->mu);
-        if (sh->tasks.count(pub)) return A.true_;
+        ErlNifPid self;
+        const bool have_self = enif_self(env, &self) != nullptr;
+        std::unique_lock<std::mutex> lk(sh->mu, std::defer_lock);
+        if (may_wait) {
+            lk.lock();
+        } else if (!lk.try_lock()) {
+            return A.busy;
+        }
+        auto it = sh->tasks.find(pub);
+        if (it != sh->tasks.end()) {
+            return have_self && enif_compare_pids(&self, &it->second.owner) != 0 ? A.not_owner : A.true_;
+        }
         return sh->destroyed ? A.destroyed : A.false_;
     });
+}
+
+ERL_NIF_TERM nif_task_known(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
+    NormalSchedTimer timer;
+    return task_known(env, argv, false);
+}
+
+ERL_NIF_TERM nif_task_known_dirty(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
+    return task_known(env, argv, true);
 }
 
 // status(Server, Format, Null) -> {ok, Map | Json}
@@ -221,7 +279,7 @@ ERL_NIF_TERM nif_status(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
     return guarded(env, [&] {
         Use u(env, argv[0]);
         const Format fmt = arg_to_format(env, argv[1], argv[2]);
-        return ok_tuple(env, json_to_term(env, u->status_json(), fmt));
+        return ok_tuple(env, json_to_term(env, with_public_ids(*u.sh, u->status_json()), fmt));
     });
 }
 
@@ -232,14 +290,22 @@ ERL_NIF_TERM nif_session_info(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
         Use u(env, argv[0]);
         const int sid = (int) arg_to_int(env, argv[1], "session id", 1, INT32_MAX);
         const Format fmt = arg_to_format(env, argv[2], argv[3]);
-        return ok_tuple(env, json_to_term(env, u->session_info_json(sid), fmt));
+        return ok_tuple(env, json_to_term(env, with_public_ids(*u.sh, u->session_info_json(sid)), fmt));
     });
 }
 
-// info() -> #{servers => LiveServers}
+// info() -> #{servers => LiveServers, normal_scheduler => #{calls, max_cpu_us, max_wall_us}}
 ERL_NIF_TERM nif_info(ErlNifEnv * env, int, const ERL_NIF_TERM[]) {
+    long long calls, cpu_ns, wall_ns;
+    normal_sched_stats(calls, cpu_ns, wall_ns);
+    ERL_NIF_TERM keys[] = {enif_make_atom(env, "calls"), enif_make_atom(env, "max_cpu_us"), enif_make_atom(env, "max_wall_us")};
+    ERL_NIF_TERM vals[] = {enif_make_int64(env, calls), enif_make_double(env, cpu_ns / 1000.0),
+                           enif_make_double(env, wall_ns / 1000.0)};
+    ERL_NIF_TERM sched;
+    enif_make_map_from_arrays(env, keys, vals, 3, &sched);
     ERL_NIF_TERM m = enif_make_new_map(env);
     enif_make_map_put(env, m, A.servers, enif_make_int(env, live_servers()), &m);
+    enif_make_map_put(env, m, enif_make_atom(env, "normal_scheduler"), sched, &m);
     return m;
 }
 

@@ -14,6 +14,7 @@ LNIF_DECL(nif_close_session);
 LNIF_DECL(nif_create_task);
 LNIF_DECL(nif_cancel_task);
 LNIF_DECL(nif_task_known);
+LNIF_DECL(nif_task_known_dirty);
 LNIF_DECL(nif_status);
 LNIF_DECL(nif_session_info);
 LNIF_DECL(nif_info);

@@ -6,6 +6,7 @@
 
 #include "lls_common.h"
 
+#include <map>
 #include <new>
 #include <string>
 
@@ -15,7 +16,7 @@ namespace lnif {
 struct Atoms {
     ERL_NIF_TERM ok, error, true_, false_, null, nil, undefined;
     ERL_NIF_TERM llama_chunk, llama_done, llama_error;
-    ERL_NIF_TERM map, json, destroyed, servers, tasks;
+    ERL_NIF_TERM map, json, destroyed, not_owner, busy, servers, tasks;
 };
 extern Atoms A;
 
@@ -69,6 +70,10 @@ Format arg_to_format(ErlNifEnv * env, ERL_NIF_TERM format, ERL_NIF_TERM null_ato
 
 // JSON text -> term in `env` (or the binary, when raw). Throws on invalid JSON.
 ERL_NIF_TERM json_to_term(ErlNifEnv * env, const std::string & text, const Format & f);
+
+// Status and session-info JSON name tasks by the core's ids: give them the public ids
+// (a task the NIF no longer tracks becomes null).
+std::string remap_task_ids(const std::string & text, const std::map<int, long long> & core_to_pub);
 
 // The "message" of the core's error JSON {"error": {"message": ...}}, or the text itself.
 std::string error_message_of(const std::string & result_json);

@@ -45,6 +45,8 @@ void make_atoms(ErlNifEnv * env) {
     A.map = a("map");
     A.json = a("json");
     A.destroyed = a("destroyed");
+    A.not_owner = a("not_owner");
+    A.busy = a("busy");
     A.servers = a("servers");
     A.tasks = a("tasks");
     // atoms named after the C error codes (LLAMA_ERROR_X -> x)
@@ -70,14 +72,15 @@ const int CPU = ERL_NIF_DIRTY_JOB_CPU_BOUND;
 const int IO = ERL_NIF_DIRTY_JOB_IO_BOUND;
 
 ErlNifFunc funcs[] = {
-    {"nif_init_server", 1, nif_init_server, CPU},
+    {"nif_init_server", 1, nif_init_server, IO},        // may load a model ("model" key)
     {"nif_load_model", 3, nif_load_model, IO},          // seconds: file I/O and warmup
     {"nif_destroy_server", 1, nif_destroy_server, IO},  // joins the core's threads
     {"nif_create_session", 3, nif_create_session, CPU},
     {"nif_close_session", 2, nif_close_session, CPU},
     {"nif_create_task", 7, nif_create_task, CPU},       // JSON, validation, chat template
     {"nif_cancel_task", 2, nif_cancel_task, CPU},
-    {"nif_task_known", 2, nif_task_known, 0},           // our own short lock only
+    {"nif_task_known", 2, nif_task_known, 0},           // try_lock only, else busy:
+    {"nif_task_known_dirty", 2, nif_task_known_dirty, CPU},   // ... then this one
     {"nif_status", 3, nif_status, CPU},
     {"nif_session_info", 4, nif_session_info, CPU},
     {"nif_info", 0, nif_info, 0},

@@ -1,56 +1,10 @@
-// The server resource's life: creation count, destructor, process monitors, the listener
-// that sends task events as messages, and the reaper thread.
+// The server resource's life: destruction, process monitors, and the listener that sends
+// task events as messages.
 #include "nif_server.h"
-
-#include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <thread>
 
 namespace lnif {
 
 ErlNifResourceType * SERVER_RES = nullptr;
-
-// ---- live server count ------------------------------------------------------------------
-
-// Process-wide state is allocated once and never destroyed: at halt() the VM runs static
-// destructors while our threads may still wait on it (a joinable std::thread would even
-// std::terminate there).
-namespace {
-struct Live {
-    std::mutex              mu;
-    std::condition_variable cv;
-    int                     n = 0;
-};
-Live & live() {
-    static Live * l = new Live;
-    return *l;
-}
-std::atomic<long long> g_next_task{1};
-}  // namespace
-
-long long next_task_id() { return g_next_task.fetch_add(1); }
-
-int live_servers() {
-    std::lock_guard<std::mutex> lk(live().mu);
-    return live().n;
-}
-
-void server_created() {
-    std::lock_guard<std::mutex> lk(live().mu);
-    live().n++;
-}
-
-static void server_freed() {
-    std::lock_guard<std::mutex> lk(live().mu);
-    live().n--;
-    live().cv.notify_all();
-}
-
-bool wait_live_servers(int at_most, int timeout_ms) {
-    std::unique_lock<std::mutex> lk(live().mu);
-    return live().cv.wait_for(lk, std::chrono::milliseconds(timeout_ms), [&] { return live().n <= at_most; });
-}
 
 // ---- Shared -------------------------------------------------------------------------------
 
@@ -86,7 +40,17 @@ bool Shared::watch_locked(ErlNifEnv * env, void * res, const ErlNifPid & pid) {
     return true;
 }
 
-void Shared::reap(const std::vector<long long> & pubs, const std::vector<int> & sessions) {
+void Shared::owner_exited(const ErlNifPid & pid) {
+    std::vector<long long> pubs;
+    std::vector<int> sessions;
+    {
+        std::lock_guard<std::mutex> lk(mu);
+        auto it = owners.find(pid);
+        if (it == owners.end()) return;
+        pubs.assign(it->second.tasks.begin(), it->second.tasks.end());
+        sessions.assign(it->second.sessions.begin(), it->second.sessions.end());
+        owners.erase(it);
+    }
     std::shared_lock<std::shared_mutex> lk(life);
     if (!server) return;
     for (long long pub : pubs) {
@@ -116,6 +80,10 @@ void Shared::reap(const std::vector<long long> & pubs, const std::vector<int> & 
 
 void Shared::task_finished(long long pub) {
     std::lock_guard<std::mutex> lk(mu);
+    task_finished_locked(pub);
+}
+
+void Shared::task_finished_locked(long long pub) {
     auto it = tasks.find(pub);
     if (it == tasks.end()) return;
     auto o = owners.find(it->second.owner);
@@ -129,6 +97,7 @@ namespace {
 // Builds and sends one message from a fresh env; the env is freed whatever happens.
 template <typename Build>
 void send(const ErlNifPid & to, Build build) {
+    if (exiting()) return;   // the VM is going away
     ErlNifEnv * env = enif_alloc_env();
     if (!env) return;
     try {
@@ -156,25 +125,44 @@ void Listener::on_chunk(int, const std::string & chunk_json) {
 }
 
 void Listener::on_done(int task_id, llama_error_t code, const std::string & result_json) {
-    send(to, [&](ErlNifEnv * env) {
-        if (code == LLAMA_SUCCESS) {
-            ERL_NIF_TERM r;
-            try {
-                r = json_to_term(env, result_json, fmt);
-            } catch (...) {
-                r = make_binary(env, result_json);
-            }
-            return enif_make_tuple3(env, A.llama_done, enif_make_int64(env, pub), r);
-        }
-        std::string msg = error_message_of(result_json);
-        return enif_make_tuple3(env, A.llama_error, enif_make_int64(env, pub), reason_term(env, code, msg.c_str()));
-    });
-    // the message is out: only now may the task be unknown to task_known/2 (get_result relies on it)
-    sh->task_finished(pub);
+    // with a listener the core keeps the task until told; forget it first, so that status
+    // shows it gone by the time its owner has the message
     try {
-        srv->forget_task(task_id);   // with a listener the core keeps the task until told
+        srv->forget_task(task_id);
     } catch (...) {
     }
+    ErlNifEnv * env = exiting() ? nullptr : enif_alloc_env();   // no message while the VM exits
+    ERL_NIF_TERM msg = 0;
+    if (env) {
+        try {
+            if (code == LLAMA_SUCCESS) {
+                ERL_NIF_TERM r;
+                try {
+                    r = json_to_term(env, result_json, fmt);
+                } catch (...) {
+                    r = make_binary(env, result_json);
+                }
+                msg = enif_make_tuple3(env, A.llama_done, enif_make_int64(env, pub), r);
+            } else {
+                std::string m = error_message_of(result_json);
+                msg = enif_make_tuple3(env, A.llama_error, enif_make_int64(env, pub), reason_term(env, code, m.c_str()));
+            }
+        } catch (...) {
+            msg = 0;
+        }
+    }
+    {
+        // Send and forget under the bookkeeping lock: task_known/2 (get_result) then sees
+        // either "known, message to come" or "gone, message sent" - never a sent message
+        // for a task it still calls known.
+        std::lock_guard<std::mutex> lk(sh->mu);
+        if (env && msg) {
+            ErlNifPid pid = to;
+            enif_send(t_caller_env, &pid, env, msg);
+        }
+        sh->task_finished_locked(pub);
+    }
+    if (env) enif_free_env(env);
 }
 
 // ---- resource type ------------------------------------------------------------------------
@@ -182,6 +170,7 @@ void Listener::on_done(int task_id, llama_error_t code, const std::string & resu
 namespace {
 
 void server_dtor(ErlNifEnv *, void * obj) {
+    NormalSchedTimer timer;
     auto * r = static_cast<ServerRes *>(obj);
     std::shared_ptr<Shared> sh = std::move(r->sh);
     r->~ServerRes();
@@ -194,22 +183,15 @@ void server_dtor(ErlNifEnv *, void * obj) {
     }
 }
 
+// A monitored process exited. This runs on a normal scheduler: take no lock here, let the
+// reaper find and cancel its work.
 void server_down(ErlNifEnv *, void * obj, ErlNifPid * pid, ErlNifMonitor *) {
+    NormalSchedTimer timer;
     auto * r = static_cast<ServerRes *>(obj);
     std::shared_ptr<Shared> sh = r->sh;
     if (!sh) return;
-    std::vector<long long> pubs;
-    std::vector<int> sessions;
-    {
-        std::lock_guard<std::mutex> lk(sh->mu);
-        auto it = sh->owners.find(*pid);
-        if (it == sh->owners.end()) return;
-        pubs.assign(it->second.tasks.begin(), it->second.tasks.end());
-        sessions.assign(it->second.sessions.begin(), it->second.sessions.end());
-        sh->owners.erase(it);
-    }
-    if (pubs.empty() && sessions.empty()) return;
-    reaper_post([sh, pubs, sessions] { sh->reap(pubs, sessions); });
+    ErlNifPid p = *pid;
+    reaper_post([sh, p] { sh->owner_exited(p); });
 }
 
 }  // namespace
@@ -223,70 +205,6 @@ bool open_resource_types(ErlNifEnv * env) {
     SERVER_RES = enif_open_resource_type_x(env, "llama_nif_server", &init,
                                            (ErlNifResourceFlags) (ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER), &tried);
     return SERVER_RES != nullptr;
-}
-
-// ---- reaper -------------------------------------------------------------------------------
-
-namespace {
-struct Reaper {
-    std::mutex                        mu;
-    std::condition_variable           cv;
-    std::deque<std::function<void()>> jobs;
-    bool                              stop = false;
-    std::thread                       thread;
-    int                               users = 0;   // load + upgrade share one thread
-};
-Reaper & reaper() {
-    static Reaper * r = new Reaper;   // see live()
-    return *r;
-}
-
-void reaper_main() {
-    Reaper & r = reaper();
-    std::unique_lock<std::mutex> lk(r.mu);
-    while (true) {
-        r.cv.wait(lk, [&] { return r.stop || !r.jobs.empty(); });
-        if (r.jobs.empty()) break;   // stop, and nothing left to do
-        std::function<void()> job = std::move(r.jobs.front());
-        r.jobs.pop_front();
-        lk.unlock();
-        try {
-            job();
-        } catch (...) {
-        }
-        job = nullptr;   // captured servers are freed here, not under the lock
-        lk.lock();
-    }
-}
-}  // namespace
-
-void reaper_start() {
-    Reaper & r = reaper();
-    std::lock_guard<std::mutex> lk(r.mu);
-    if (r.users++ == 0) {
-        r.stop = false;
-        r.thread = std::thread(reaper_main);
-    }
-}
-
-void reaper_stop() {
-    Reaper & r = reaper();
-    std::thread t;
-    {
-        std::lock_guard<std::mutex> lk(r.mu);
-        if (--r.users > 0) return;
-        r.stop = true;
-        r.cv.notify_all();
-        t = std::move(r.thread);
-    }
-    if (t.joinable()) t.join();
-}
-
-void reaper_post(std::function<void()> job) {
-    Reaper & r = reaper();
-    std::lock_guard<std::mutex> lk(r.mu);
-    r.jobs.push_back(std::move(job));
-    r.cv.notify_one();
 }
 
 }  // namespace lnif

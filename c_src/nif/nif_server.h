@@ -53,11 +53,12 @@ struct Shared {
     // Monitor `pid` (once per process) from resource `res`. False when it is not alive.
     bool watch_locked(ErlNifEnv * env, void * res, const ErlNifPid & pid);
 
-    // Called for tasks and sessions of a process that exited (on the reaper thread).
-    void reap(const std::vector<long long> & tasks, const std::vector<int> & sessions);
+    // A monitored process exited: cancel its tasks, close the sessions it owned (reaper thread).
+    void owner_exited(const ErlNifPid & pid);
 
-    // A task's last event was sent: drop its records (listener, any thread).
+    // A task's last event was sent (or it failed to start): drop its records.
     void task_finished(long long pub);
+    void task_finished_locked(long long pub);   // with mu held
 };
 
 // What an Erlang term of type llama_nif_server points at.
@@ -86,14 +87,30 @@ struct Listener : lls::TaskListener {
 // messages apart.
 long long next_task_id();
 
+// Measures our code on a normal scheduler (NIFs without a dirty flag, resource callbacks):
+// thread CPU time (what we hold the scheduler for) and wall time (includes OS preemption).
+struct NormalSchedTimer {
+    long long cpu0, wall0;
+    NormalSchedTimer();
+    ~NormalSchedTimer();
+};
+void normal_sched_stats(long long & calls, long long & max_cpu_ns, long long & max_wall_ns);
+
 // Live servers (created and not yet freed), for tests of cleanup.
 int  live_servers();
 void server_created();
+void server_freed();
 bool wait_live_servers(int at_most, int timeout_ms);
 
-// One background thread that frees servers whose resource was garbage-collected and cancels
-// the work of exited processes: resource destructors and monitor callbacks run on normal
-// schedulers, where a shutdown (tens of ms) must not happen.
+// Exit with servers alive (nif_exit.cpp): every server is registered; arm_exit_hook() after
+// each model load; while exiting, no message is sent.
+void register_server(const std::shared_ptr<Shared> & sh);
+void arm_exit_hook();
+bool exiting();
+
+// One background thread (nif_reaper.cpp) that frees servers whose resource was
+// garbage-collected and cancels the work of exited processes: resource destructors and
+// monitor callbacks run on normal schedulers, where a shutdown (tens of ms) must not happen.
 void reaper_start();
 void reaper_stop();
 void reaper_post(std::function<void()> job);

@@ -1,0 +1,47 @@
+# Erlang/Elixir section (included by the top Makefile): the NIF priv/llama_nif.so, EUnit and
+# ExUnit. Installs Erlang/OTP, rebar3 and Elixir from apt when they are missing (as root).
+ERL_APT_PKGS := erlang-nox erlang-dev erlang-eunit rebar3 elixir
+# no hex: the project has no dependencies, and hex.pm may be unreachable
+MIX_VARS     := MIX_ENV=test HEX_OFFLINE=1 MIX_HOME=$(CURDIR)/.cache/mix
+
+BUILD_EXTRA += llama_nif
+TEST_EXTRA  += test-erl test-ex
+
+.PHONY: deps-erl nif test-erl test-ex example-erl clean-erl
+
+deps: deps-erl
+
+# a cheap check each time instead of a stamp: the tools may be removed or installed by hand
+deps-erl:
+	@if ! command -v erl >/dev/null || ! command -v rebar3 >/dev/null || ! command -v mix >/dev/null \
+	    || [ -z "$$(erl -noshell -eval 'io:format("~s", [filelib:wildcard(code:root_dir() ++ "/usr/include/erl_nif.h")]), halt().' 2>/dev/null)" ]; then \
+	    echo "[llama_nif] installing $(ERL_APT_PKGS) (apt)"; \
+	    SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(ERL_APT_PKGS); \
+	fi
+
+# A build dir configured before c_src/nif existed, or before Erlang was installed, lacks
+# the llama_nif target: configure it again (a fresh build dir is configured by the tool).
+.PHONY: nif-configure
+build: nif-configure
+nif-configure: deps-erl
+	@command -v cmake >/dev/null || $(MAKE) deps-py
+	@if [ -f build/CMakeCache.txt ] && ! cmake --build build --target help 2>/dev/null | grep -q '^llama_nif:'; then \
+	    cmake -S . -B build >/dev/null; \
+	fi
+
+# The NIF alone (rebar3's pre-compile hook and mix's compile step call this).
+nif: deps-erl source nif-configure
+	@$(TOOL) build llama_nif
+
+test-erl: nif model
+	rebar3 eunit
+
+test-ex: nif model
+	$(MIX_VARS) mix test
+
+example-erl: nif model
+	escript examples/erlang_usage_pattern.escript
+
+clean-erl:
+	rm -rf _build priv/llama_nif.so
