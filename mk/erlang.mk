@@ -5,9 +5,9 @@ ERL_APT_PKGS := erlang-nox erlang-dev erlang-eunit rebar3 elixir
 MIX_VARS     := MIX_ENV=test HEX_OFFLINE=1 MIX_HOME=$(CURDIR)/.cache/mix
 
 BUILD_EXTRA += llama_nif
-TEST_EXTRA  += test-erl test-ex
+TEST_EXTRA  += test-erl test-ex test-nif-py
 
-.PHONY: deps-erl nif test-erl test-ex example-erl clean-erl
+.PHONY: deps-erl nif test-erl test-ex test-nif-py example-erl clean-erl
 
 deps: deps-erl
 
@@ -39,6 +39,10 @@ test-erl: nif model
 
 test-ex: nif model
 	$(MIX_VARS) mix test
+
+# the C API conformance cases that make sense for Erlang, against the NIF through a port
+test-nif-py: nif model
+	$(PYTEST) py_tests/test_20_nif_conformance.py -v
 
 example-erl: nif model
 	escript examples/erlang_usage_pattern.escript
