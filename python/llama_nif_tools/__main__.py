@@ -1,6 +1,7 @@
 """python -m llama_nif_tools <command>: the project's build, fetch, demo and bench tooling."""
 import argparse
 import sys
+from pathlib import Path
 
 from . import build, fetch, paths
 
@@ -18,6 +19,18 @@ def main(argv=None) -> int:
     sub.add_parser("paths", help="print where things are")
     d = sub.add_parser("demo", help="concurrent chat demo on the default model")
     d.add_argument("--sessions", type=int, default=4)
+    bn = sub.add_parser("bench", help="C API, NIF and llama-server side by side (bench-results/)")
+    bn.add_argument("--quick", action="store_true", help="16 tokens, 1 round: a smoke run")
+    bn.add_argument("--repeats", type=int, help="rounds per K (median taken)")
+    bn.add_argument("--n-predict", type=int, help="tokens per session (default 128)")
+    bn.add_argument("--ks", help="concurrent sessions, comma-separated (default 1,4,8)")
+    bn.add_argument("--parallel", type=int, help="n_parallel / -np (default 4)")
+    bn.add_argument("--threads", type=int, help="n_threads / -t (default 2)")
+    bn.add_argument("--phases", default="gen,engine,embed", help="subset of gen,engine,embed")
+    bn.add_argument("--no-build", action="store_true", help="use the binaries already in build/")
+    bn.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active", "default"],
+                    help="OMP_WAIT_POLICY of every process (default passive: see bench_procs.ENV)")
+    bn.add_argument("--out", help="results folder (default bench-results/)")
     args = ap.parse_args(argv)
 
     if args.cmd == "source":
@@ -39,6 +52,10 @@ def main(argv=None) -> int:
     elif args.cmd == "demo":
         from . import demo
         return demo.main(args.sessions)
+    elif args.cmd == "bench":
+        from . import bench
+        return bench.main(bench.plan_from_args(args), args.no_build, args.phases, args.omp_wait_policy,
+                          Path(args.out).resolve() if args.out else None)
     return 0
 
 

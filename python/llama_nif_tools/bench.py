@@ -1,0 +1,194 @@
+"""`make bench` (python -m llama_nif_tools bench): our C API, our NIF and llama.cpp's
+llama-server on the same model, threads and settings, in one run, alternating per K; then
+llama-batched-bench (the engine alone), the C API's per-call costs, and embeddings/rerank.
+Writes bench-results/bench.json and bench.png and prints the table (bench_report.py)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import bench_http, bench_procs, bench_report, build, paths, pins
+from .progress import say
+
+PROMPT = ("Explain, step by step, how a hash map stores and finds keys: hashing, buckets, "
+          "collisions, resizing, and the cost of each operation.")
+EMBED_TEXT = "The quick brown fox jumps over the lazy dog near the river bank at dawn."
+TARGETS = ["llama_server", "llama_nif_bench", "llama-server", "llama-batched-bench"]
+
+
+@dataclass
+class Plan:
+    ks: list = field(default_factory=lambda: [1, 4, 8])
+    ttft_ks: list = field(default_factory=lambda: [1, 8])
+    n_predict: int = 128
+    repeats: int = 2                   # 3 takes a fresh clone past 20 min on a busy machine
+    ttft_repeats: int = 2
+    overhead_iters: int = 200
+    embed_requests: int = 320          # per run, split over the client threads
+    rerank_requests: int = 40
+    rerank_docs: int = 8
+    embed_threads: list = field(default_factory=lambda: [1, 8])
+    settings: bench_procs.Settings = field(default_factory=bench_procs.Settings)
+
+    @classmethod
+    def quick(cls) -> "Plan":
+        return cls(n_predict=16, repeats=1, ttft_repeats=1, overhead_iters=40, embed_requests=32,
+                   rerank_requests=8)
+
+
+def ensure_built(skip: bool) -> None:
+    if skip:
+        return
+    for t in TARGETS:   # one at a time: the machine is small and shared
+        build.build([t])
+
+
+def ensure_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        say("installing matplotlib for the plot (pip)")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matplotlib"], check=False)
+
+
+def _systems(model: Path, plan: Plan, out: Path) -> dict:
+    """name -> (object, runner); the NIF entry is a string when it cannot run."""
+    s = plan.settings
+    systems: dict = {"c": bench_procs.c_worker(model, s, out / "c.log")}
+    why = bench_procs.nif_missing()
+    systems["nif"] = why or bench_procs.nif_worker(model, s, out / "nif.log")
+    systems["server"] = bench_procs.LlamaServer(model, s, out / "llama-server.log")
+    return systems
+
+
+def _gen(sysobj, k: int, n: int, tag: str, stream: bool) -> dict:
+    if isinstance(sysobj, bench_procs.LlamaServer):
+        return bench_http.gen(sysobj.port, k, n, tag, PROMPT, stream)
+    return sysobj.cmd(f"{'stream' if stream else 'gen'} {k} {n} {tag} {PROMPT}")
+
+
+def _alternate(systems: dict, ks: list, repeats: int, n: int, stream: bool, res: dict) -> None:
+    """For each K, repeats rounds of every system, the order reversed every other round."""
+    names = [name for name, o in systems.items() if not isinstance(o, str)]
+    for k in ks:
+        for rep in range(repeats):
+            for name in (names if rep % 2 == 0 else names[::-1]):
+                tag = f"{'s' if stream else 'g'}{rep}k{k}"     # fresh prompts: no prompt-cache hits
+                r = _gen(systems[name], k, n, tag, stream)
+                res.setdefault(name, {}).setdefault(str(k), []).append(r)
+                say(f"  {'stream' if stream else 'gen'} K={k} rep {rep + 1}/{repeats} {name}: "
+                    f"{bench_report.one_line(r)}")
+
+
+def run_generation(model: Path, plan: Plan, out: Path, res: dict) -> None:
+    systems = _systems(model, plan, out)
+    try:
+        res["nif_status"] = systems["nif"] if isinstance(systems["nif"], str) else "ok"
+        say("warm-up")
+        for name, o in systems.items():
+            if not isinstance(o, str):
+                _gen(o, plan.settings.n_parallel, 8, "warm", False)
+        res["load_before"] = os.getloadavg()
+        say(f"throughput: K={plan.ks}, {plan.n_predict} tokens each, {plan.repeats} rounds")
+        _alternate(systems, plan.ks, plan.repeats, plan.n_predict, False, res.setdefault("gen", {}))
+        say(f"time to first token: K={plan.ttft_ks} (streaming)")
+        _alternate(systems, plan.ttft_ks, plan.ttft_repeats, plan.n_predict, True, res.setdefault("stream", {}))
+        say("per-call costs (1-token completions, get_status)")
+        res["overhead"] = {"c": systems["c"].cmd(f"overhead {plan.overhead_iters} {PROMPT}"),
+                           "server": bench_http.overhead(systems["server"].port, plan.overhead_iters, PROMPT)}
+        res["load_after"] = os.getloadavg()
+    finally:
+        for o in systems.values():
+            if not isinstance(o, str):
+                o.close()
+
+
+def run_engine(model: Path, plan: Plan, out: Path, res: dict) -> None:
+    """llama-batched-bench with our prompt length, the same ntg and B = K and min(K, n_parallel)."""
+    runs = res.get("gen", {}).get("c", {}).get(str(plan.ks[0]), [])
+    pn = [p["prompt_n"] for r in runs for p in r["per"] if p.get("prompt_n", -1) > 0]
+    npp = int(sorted(pn)[len(pn) // 2]) if pn else 32
+    npl = sorted({*plan.ks, *(min(k, plan.settings.n_parallel) for k in plan.ks)})
+    say(f"llama-batched-bench: npp {npp}, ntg {plan.n_predict}, npl {npl}")
+    res["engine"] = bench_procs.batched_bench(model, plan.settings, npp, plan.n_predict, npl,
+                                              out / "batched-bench.log")
+
+
+def run_embeddings(plan: Plan, out: Path, res: dict) -> None:
+    s = plan.settings
+    es = bench_procs.Settings(n_parallel=s.n_parallel, n_ctx=512, n_batch=s.n_batch, n_ubatch=s.n_ubatch,
+                              n_threads=s.n_threads, flash_attn=s.flash_attn, cache_ram_mib=s.cache_ram_mib)
+    for kind, m, mcfg, flag in (("embed", pins.MINILM_L6_V2_F16, {"embedding": True}, "--embedding"),
+                                ("rerank", pins.MINILM_L6_V2_RERANK_F16, {"embedding": True, "pooling": "rank"},
+                                 "--reranking")):
+        model = paths.MODELS / m.filename
+        if not model.is_file():
+            res.setdefault("embed_status", {})[kind] = f"n/a ({model.name} missing: make model)"
+            continue
+        total, docs = (plan.embed_requests, 0) if kind == "embed" else (plan.rerank_requests, plan.rerank_docs)
+        c = bench_procs.c_worker(model, es, out / f"c-{kind}.log", mcfg)
+        srv = None
+        try:
+            srv = bench_procs.LlamaServer(model, es, out / f"llama-server-{kind}.log", [flag])
+            for t in plan.embed_threads:
+                n = max(1, total // t)
+                for rep in range(plan.repeats):
+                    runs = [("c", lambda: c.cmd(f"{kind} {t} {n} {docs} {EMBED_TEXT}" if docs
+                                                 else f"{kind} {t} {n} {EMBED_TEXT}")),
+                            ("server", lambda: bench_http.embed(srv.port, t, n, EMBED_TEXT, docs))]
+                    for name, fn in (runs if rep % 2 == 0 else runs[::-1]):
+                        r = fn()
+                        res.setdefault(kind, {}).setdefault(name, {}).setdefault(str(t), []).append(r)
+                        say(f"  {kind} threads={t} rep {rep + 1} {name}: {bench_report.one_line(r)}")
+        finally:
+            c.close()
+            if srv:
+                srv.close()
+
+
+def main(plan: Plan, skip_build: bool = False, phases: str = "gen,engine,embed",
+         omp_wait_policy: str = "passive", out: Path | None = None) -> int:
+    t_start = time.monotonic()
+    bench_procs.set_omp_wait_policy(omp_wait_policy)
+    out = out or paths.ROOT / "bench-results"
+    out.mkdir(parents=True, exist_ok=True)
+    ensure_built(skip_build)
+    ensure_matplotlib()
+    model = paths.MODELS / pins.DEFAULT_MODEL.filename
+    if not model.is_file():
+        say(f"missing {model}: run `make model`")
+        return 1
+    res: dict = {"plan": {**asdict(plan), "settings": asdict(plan.settings)}, "model": model.name,
+                 "cores": os.cpu_count(), "omp_wait_policy": omp_wait_policy, "load_start": os.getloadavg(), "started": time.strftime("%F %T")}
+    want = set(phases.split(","))
+    if "gen" in want:
+        run_generation(model, plan, out, res)
+    if "engine" in want:
+        run_engine(model, plan, out, res)
+    if "embed" in want:
+        run_embeddings(plan, out, res)
+    res["load_end"] = os.getloadavg()
+    res["wall_s"] = time.monotonic() - t_start
+    bench_report.report(res, out)
+    return 0
+
+
+def plan_from_args(args) -> Plan:
+    plan = Plan.quick() if args.quick else Plan()
+    if args.repeats:
+        plan.repeats = plan.ttft_repeats = args.repeats
+    if args.n_predict:
+        plan.n_predict = args.n_predict
+    if args.ks:
+        plan.ks = [int(k) for k in args.ks.split(",")]
+        plan.ttft_ks = [plan.ks[0], plan.ks[-1]]
+    s = plan.settings
+    plan.settings = bench_procs.Settings(n_parallel=args.parallel or s.n_parallel, n_ctx=s.n_ctx,
+                                         n_batch=s.n_batch, n_ubatch=s.n_ubatch,
+                                         n_threads=args.threads or s.n_threads, flash_attn=s.flash_attn,
+                                         cache_ram_mib=s.cache_ram_mib)
+    return plan
