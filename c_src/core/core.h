@@ -28,7 +28,7 @@ struct Server::Core {
     bool rerank = false;
 };
 
-// Embedding/rerank inputs, tokenized when the task is created.
+// Inputs tokenized when the task is created: a completion's prompt, embedding/rerank inputs.
 struct PreTokenized {
     std::vector<server_tokens> inputs;
     std::vector<std::string>   documents;   // rerank: for return_text

@@ -71,6 +71,13 @@ static size_t next_turn_start(const json & history, size_t from) {
     return i;
 }
 
+std::unique_ptr<PreTokenized> Server::tokenize_prompt(const json & input) const {
+    auto pre = std::make_unique<PreTokenized>();
+    pre->inputs.push_back(std::move(
+        tokenize_input_prompts(core_->vocab, nullptr, input.at("prompt"), true, true, core_->init_opt)[0]));
+    return pre;
+}
+
 void Server::validate_with_core(TaskKind kind, const json & data) const {
     try {
         json body = data;
@@ -130,7 +137,9 @@ Server::Prepared Server::prepare(const Task & t, const Snapshot & snap) const {
         out.task.params.res_type = TASK_RESPONSE_TYPE_OAI_CHAT;
     } else {
         body = snap.data;
-        tokens = std::move(tokenize_input_prompts(c.vocab, nullptr, body.at("prompt"), true, true, c.init_opt)[0]);
+        tokens = t.pre && !t.pre->inputs.empty()
+               ? t.pre->inputs[0].clone()   // tokenized by create_task
+               : std::move(tokenize_input_prompts(c.vocab, nullptr, body.at("prompt"), true, true, c.init_opt)[0]);
         out.task.params = server_schema::eval_llama_cmpl_schema(c.vocab, c.params, c.meta->logit_bias_eog, body);
         out.task.params.res_type = TASK_RESPONSE_TYPE_NONE;
     }
@@ -272,6 +281,7 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
             move_to_similar_slot(t, p.task);
         }
         slot_cache_[t->slot] = p.task.tokens.get_text_tokens();
+        if (t->kind == TaskKind::completion) t->pre.reset();   // the tokens are in the core task now
         t->chat_state = std::move(p.state);
         t->new_messages = std::move(p.new_messages);
         p.task.id = core_->tasks().get_new_id();

@@ -176,6 +176,9 @@ int Server::create_task(int session_id, TaskKind kind, const json & input, bool 
         t->pre = tokenize_pooled_inputs(kind, input);
     } else {
         validate_with_core(kind, input);
+        if (kind == TaskKind::completion) {
+            t->pre = tokenize_prompt(t->input);   // here, on the caller's thread, not the driver's
+        }
     }
 
     std::lock_guard<std::mutex> lk(mu_);

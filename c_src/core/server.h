@@ -161,6 +161,7 @@ class Server {
                   std::vector<std::string> & chunks_out);
     std::string embedding_result(const Task & t) const;         // embedding.cpp
     std::unique_ptr<PreTokenized> tokenize_pooled_inputs(TaskKind kind, const json & input) const;
+    std::unique_ptr<PreTokenized> tokenize_prompt(const json & input) const;   // completion
     void post_pooled(const TaskPtr & t);                        // embedding/rerank: no slot
     void expire(std::vector<std::function<void()>> & notify);
     void wake();
