@@ -369,6 +369,14 @@ def _stamped(folder: Path, stamp: str) -> bool:
     return s.exists() and s.read_text().strip() == stamp
 
 
+def _fresh_tmp(folder: Path) -> Path:
+    """An empty sibling folder to build into; _finish() swaps it in once complete."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
 def _finish(tmp: Path, folder: Path, stamp: str) -> Path:
     (tmp / ".llama_nif_source").write_text(stamp + "\n")
     shutil.rmtree(folder, ignore_errors=True)
@@ -407,9 +415,7 @@ def minilm_rerank_dir() -> Path:
     if _stamped(folder, stamp):
         return folder
     say(f"building {folder.name}: MiniLM body + seeded head (seed {RERANK_SEED})")
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = _fresh_tmp(folder)
     cfg = json.loads((src / "config.json").read_text(encoding="utf-8"))
     cfg.update({"_name_or_path": "llama-nif/minilm-l6-v2-rerank",
                 "architectures": ["BertForSequenceClassification"],
@@ -440,9 +446,7 @@ def tiny_rerank_dir() -> Path:
     if _stamped(folder, stamp):
         return folder
     say(f"building {folder.name}: seeded weights (seed {RERANK_SEED})")
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = _fresh_tmp(folder)
     cfg = TINY_CONFIG
     (tmp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     h, ff = cfg["hidden_size"], cfg["intermediate_size"]
