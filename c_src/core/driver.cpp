@@ -127,7 +127,7 @@ void Server::expire(Notify & notify) {
     std::vector<int> drop;
     for (auto & kv : tasks_) {
         const TaskPtr & t = kv.second;
-        if (t->state != TaskState::done && !t->started && now - t->created > write_limit) {
+        if (t->state == TaskState::queued && now - t->created > write_limit) {
             abort_task(t, LLAMA_ERROR_TIMEOUT, "timeout",
                        "task waited longer than timeout_write in the queue", notify);
         } else if (t->state == TaskState::done && !t->stream && now - t->finished > read_limit) {
@@ -220,7 +220,6 @@ void Server::handle_result(const TaskPtr & t, std::unique_ptr<server_task_result
         if (!chunks.empty()) t->cv.notify_all();
     } else if (t->kind == TaskKind::embedding || t->kind == TaskKind::rerank) {
         // one result per input; the task is done when all are in
-        t->started = true;
         by_core_id_.erase(res->id);
         core_->results().remove_waiting_task_id(res->id);
         if (res->index < t->parts.size() && t->parts[res->index].is_null()) {
@@ -257,7 +256,6 @@ static void push_json_chunks(const json & j, std::vector<std::string> & out) {
 }
 
 void Server::on_partial(const TaskPtr & t, server_task_result_cmpl_partial & p, std::vector<std::string> & chunks) {
-    t->started = true;
     if (p.is_begin || p.is_progress) {
         return;
     }

@@ -65,7 +65,6 @@ struct Task {
     std::vector<json> parts;                    // embedding/rerank results by input index
     size_t n_parts_done = 0;
     int  slot = -1;
-    bool started = false;            // the slot began its prompt
     std::unique_ptr<task_result_state> chat_state;
     json new_messages;               // chat: the turn(s) this task adds to its session
     std::string acc_content;         // generated so far (partials)

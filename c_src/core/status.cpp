@@ -48,12 +48,11 @@ std::string Server::status_json() {
     int queued = 0, running = 0, unfetched = 0;
     for (auto & kv : tasks_) {
         const Task & t = *kv.second;
-        if (t.state == TaskState::done) {
-            unfetched++;
-        } else if (t.started) {
-            running++;
-        } else {
-            queued++;
+        // running = handed to the core (on a slot), so counts agree with "slots"
+        switch (t.state) {
+            case TaskState::done:    unfetched++; break;
+            case TaskState::running: running++;   break;
+            case TaskState::queued:  queued++;    break;
         }
     }
     json tasks = json::object();
