@@ -15,6 +15,7 @@ stream_test_() ->
                            {"cancel stops a stream", fun cancel_stream/1},
                            {"cancel a plain task", fun cancel_plain/1},
                            {"cancel from another process", fun cancel_elsewhere/1},
+                           {"no chunk after a cancelled stream's end", fun nothing_after_the_end/1},
                            {"stream error ends with llama_error", fun stream_error/1}]]
      end}.
 
@@ -83,6 +84,21 @@ cancel_elsewhere(S) ->
     spawn(fun() -> Self ! {cancelled, llama_nif:cancel_task(S, T)} end),
     receive {cancelled, R} -> ?assertEqual(ok, R) after 30000 -> error(no_cancel) end,
     ?assertMatch({error, {cancelled, _}, _}, drain(T)).
+
+%% The cancel's {llama_error, ...} is sent by the cancelling process's thread while the
+%% driver thread may be sending a chunk of the same task: no chunk may come after the end.
+%% A later task's result comes from the driver thread, after anything it had for T.
+nothing_after_the_end(S) ->
+    lists:foreach(
+      fun(_) ->
+          {ok, T} = llama_nif:stream_task(S, 0, completion, completion(<<"Once upon a time">>, 400)),
+          {chunk, _} = llama_nif:next_chunk(T, 30000),
+          ok = llama_nif:cancel_task(S, T),
+          ?assertMatch({error, {cancelled, _}, _}, drain(T)),
+          {ok, T2} = llama_nif:create_task(S, 0, completion, completion(<<"Next">>, 1)),
+          {ok, _} = llama_nif:get_result(S, T2, 30000),
+          receive {_, T, _} = Late -> error({late_message, Late}) after 0 -> ok end
+      end, lists:seq(1, 25)).
 
 %% A failure inside the core (bad grammar, found when the slot starts) ends the stream.
 stream_error(S) ->

@@ -113,6 +113,8 @@ void send(const ErlNifPid & to, Build build) {
 void Listener::on_chunk(int, const std::string & chunk_json) {
     // A failing stream task repeats its error as a last chunk; {llama_error, ...} says it.
     if (chunk_json.compare(0, 9, "{\"error\":") == 0) return;
+    std::lock_guard<std::mutex> order(order_mu);
+    if (done) return;   // the task already ended (cancelled): nothing may follow its end
     send(to, [&](ErlNifEnv * env) {
         ERL_NIF_TERM chunk;
         try {
@@ -125,6 +127,9 @@ void Listener::on_chunk(int, const std::string & chunk_json) {
 }
 
 void Listener::on_done(int task_id, llama_error_t code, const std::string & result_json) {
+    std::lock_guard<std::mutex> order(order_mu);   // lock order: order_mu, then the server's
+    if (done) return;
+    done = true;
     // with a listener the core keeps the task until told; forget it first, so that status
     // shows it gone by the time its owner has the message
     try {

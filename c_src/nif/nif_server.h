@@ -76,6 +76,10 @@ struct Listener : lls::TaskListener {
     long long pub;
     ErlNifPid to;
     Format fmt;
+    // A cancel sends llama_done/llama_error from the cancelling thread while the driver may
+    // still be sending an earlier chunk: this lock plus `done` keep every chunk before the end.
+    std::mutex order_mu;
+    bool done = false;
 
     Listener(Shared * sh, lls::Server * srv, long long pub, const ErlNifPid & to, const Format & fmt)
         : sh(sh), srv(srv), pub(pub), to(to), fmt(fmt) {}
