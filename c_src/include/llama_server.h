@@ -267,8 +267,10 @@ LLAMA_SERVER_API llama_error_t llama_server_cancel_task(void * server_handle, in
 
 /**
  * Server status JSON: state ("no_model", "ready"), model facts, every slot (id, busy,
- * session, task, tokens cached), session count, queued / running / unfetched task counts,
- * totals (prompt tokens, generated tokens, tokens per second). Buffer convention above.
+ * session, task, tokens cached), session count, task counts (queued: waiting for a slot;
+ * running: handed to the core, where a completion or chat holds a slot; unfetched: finished,
+ * result not yet read), totals (prompt tokens, generated tokens, tokens per second).
+ * Buffer convention above.
  * @return LLAMA_SUCCESS; LLAMA_ERROR_BUFFER_TOO_SMALL; LLAMA_ERROR_INVALID_ARGUMENT.
  */
 LLAMA_SERVER_API llama_error_t llama_server_get_status(void * server_handle,
