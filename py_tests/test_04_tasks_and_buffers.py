@@ -1,5 +1,6 @@
 """create_task / get_result: result shapes, the caller-buffer protocol, ids, timeouts."""
 import json
+import re
 
 import pytest
 
@@ -45,6 +46,9 @@ def test_chat_result_shape_and_answer(server):
     u = r["usage"]
     assert u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"]
     assert r["timings"]["predicted_n"] == u["completion_tokens"]
+    # OpenAI-style ids as llama-server's, a fresh one per task
+    again = server.run(0, "chat", {**FRANCE, "n_predict": 1})
+    assert re.fullmatch(r"chatcmpl-[0-9A-Za-z]{32}", r["id"]) and again["id"] != r["id"]
 
 
 @pytest.mark.parametrize("key", ["n_predict", "max_tokens", "max_completion_tokens"])

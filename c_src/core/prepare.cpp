@@ -5,6 +5,8 @@
 
 #include "server-schema.h"
 
+#include <random>
+
 namespace lls {
 
 struct Server::Snapshot {
@@ -20,6 +22,16 @@ struct Server::Prepared {
     json        new_messages = json::array();
     int         dropped_messages = 0;
 };
+
+// "chatcmpl-" + 32 alphanumerics, as llama.cpp's gen_chatcmplid(), which seeds a fresh
+// mt19937 from std::random_device on every call (20-80 us on the driver thread); seed once.
+static std::string completion_id() {
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    thread_local std::mt19937_64 gen{std::random_device{}()};
+    std::string id = "chatcmpl-";
+    for (int i = 0; i < 32; i++) id += alphabet[gen() % (sizeof(alphabet) - 1)];
+    return id;
+}
 
 static bool is_chat_only_key(const std::string & k) {
     return k == "tools" || k == "chat_template_kwargs" || k == "reasoning_format";
@@ -146,7 +158,7 @@ Server::Prepared Server::prepare(const Task & t, const Snapshot & snap) const {
     out.task.type = SERVER_TASK_TYPE_COMPLETION;
     out.task.tokens = std::move(tokens);
     out.task.params.stream = true;   // partials give us progress and the text so far
-    out.task.params.oaicompat_cmpl_id = gen_chatcmplid();
+    out.task.params.oaicompat_cmpl_id = completion_id();
     out.task.params.oaicompat_model = c.meta->model_name;
     out.task.id_slot = snap.slot;
     out.state = std::make_unique<task_result_state>(out.task.create_state());
