@@ -63,7 +63,8 @@ defmodule LlamaNif do
   @doc """
   Starts a streaming task and returns a lazy stream of `{:chunk, chunk}` elements ending
   with `{:done, result}` or `{:error, reason}`. Consume it in the calling process; halting
-  early (e.g. `Enum.take/2`) cancels the task. `timeout:` (ms, default 30_000) per message.
+  early (e.g. `Enum.take/2`) cancels the task and takes its remaining messages out of the
+  mailbox. `timeout:` (ms, default 30_000) per message.
   """
   @spec stream(server(), non_neg_integer(), atom() | String.t(), map() | binary(), keyword()) ::
           {:ok, Enumerable.t()} | {:error, reason()}
@@ -86,10 +87,26 @@ defmodule LlamaNif do
              end
          end,
          fn
-           :open -> :llama_nif.cancel_task(server, task)
-           :closed -> :ok
+           :open ->
+             :llama_nif.cancel_task(server, task)
+             drain(task, timeout)
+
+           :closed ->
+             :ok
          end
        )}
+    end
+  end
+
+  # After a cancel the task's end message is on its way (a cancel sends it at once; a task
+  # that had just finished sends its own): drop what is left up to it.
+  defp drain(task, timeout) do
+    receive do
+      {:llama_chunk, ^task, _} -> drain(task, timeout)
+      {:llama_done, ^task, _} -> :ok
+      {:llama_error, ^task, _} -> :ok
+    after
+      timeout -> :ok
     end
   end
 
