@@ -182,3 +182,30 @@ def test_server_busy_when_max_queued_tasks_are_unfinished(make_server):
     assert_code(create_task_raw(s, 0, "completion", {"prompt": "Hi"})[0], "SERVER_BUSY")
     s.cancel(a)
     assert s.get_result(c)["tokens_predicted"] <= 2
+
+
+def test_every_way_a_task_ends_frees_its_place(make_server):
+    """max_queued_tasks counts unfinished tasks: success, cancel (queued, running, finished),
+    a failure in the core, a stopped stream and a closed session all give the place back."""
+    s = make_server({"n_parallel": 1, "max_queued_tasks": 2})
+    hi = {"prompt": "Hi", "n_predict": 1}
+    for _ in range(3):
+        s.run(0, "completion", hi)                                     # success, fetched
+        s.cancel(s.create_task(0, "completion", hi))                   # cancelled early
+        t = s.create_task(0, "completion", LONG)
+        wait_dispatched(s, t)
+        s.cancel(t)                                                    # cancelled running
+        with pytest.raises(LlamaError):                                # fails in the core
+            s.run(0, "completion", {"prompt": "x", "grammar": "root ::= ("})
+        for _ in s.stream(0, {"prompt": "1, 2,", "n_predict": 50, "ignore_eos": True}):
+            break                                                      # stream stopped
+        ses = s.create_session()
+        s.create_task(ses.id, "completion", LONG)
+        ses.close()                                                    # session closed
+    # unfetched results do not count; two unfinished do
+    a = s.create_task(0, "completion", LONG)
+    b = s.create_task(0, "completion", hi)
+    assert_code(create_task_raw(s, 0, "completion", hi)[0], "SERVER_BUSY")
+    s.cancel(a)
+    s.cancel(b)
+    assert s.run(0, "completion", hi)["tokens_predicted"] <= 1

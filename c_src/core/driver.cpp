@@ -74,6 +74,7 @@ void Server::detach_core(const TaskPtr & t, bool cancel_on_core) {
 
 void Server::finish(const TaskPtr & t, llama_error_t code, std::string result, bool push_error_chunk,
                     Notify & notify) {
+    if (t->state != TaskState::done) n_unfinished_--;
     t->state = TaskState::done;
     t->code = code;
     t->finished = Clock::now();

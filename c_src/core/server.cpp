@@ -191,17 +191,14 @@ int Server::create_task(int session_id, TaskKind kind, const json & input, bool 
         }
         s = &it->second;
     }
-    int unfinished = 0;
-    for (auto & kv : tasks_) {
-        if (kv.second->state != TaskState::done) unfinished++;
-    }
-    if (unfinished >= cfg_.max_queued_tasks) {
-        fail(LLAMA_ERROR_SERVER_BUSY, std::to_string(unfinished) + " tasks are queued or running (max_queued_tasks = " +
+    if (n_unfinished_ >= cfg_.max_queued_tasks) {
+        fail(LLAMA_ERROR_SERVER_BUSY, std::to_string(n_unfinished_) + " tasks are queued or running (max_queued_tasks = " +
              std::to_string(cfg_.max_queued_tasks) + "); try again later");
     }
     t->id = next_task_id_++;
     t->session_id = s ? s->id : 0;
     tasks_.emplace(t->id, t);
+    n_unfinished_++;
     if (s) {
         s->pending.push_back(t);
         s->n_tasks++;

@@ -196,6 +196,7 @@ class Server {
     std::vector<long long> slot_used_at_;          // LRU stamp per slot
     long long use_clock_ = 0;
     int next_session_id_ = 1, next_task_id_ = 1;
+    int n_unfinished_ = 0;           // tasks not done yet, for max_queued_tasks in O(1)
     bool dispatch_needed_ = false;
 
     // totals
