@@ -17,20 +17,22 @@ int cmd_overhead(void * srv, int iters, const char * text) {
     int n_ready = iters / 10 < 20 ? 20 : iters / 10;
     double * create = calloc((size_t) iters, sizeof(double)), * rt = calloc((size_t) iters, sizeof(double));
     double * over = calloc((size_t) iters, sizeof(double)), * status = calloc((size_t) iters, sizeof(double));
+    double * create_cpu = calloc((size_t) iters, sizeof(double));
     double * ready = calloc((size_t) n_ready, sizeof(double));
     size_t cap = 65536;
     char * buf = malloc(cap);
     int task = 0, fails = 0;
 
     for (int i = -5; i < iters; i++) {              /* 5 warm-up rounds, not recorded */
-        double t0 = now_s();
+        double c0 = thread_cpu_s(), t0 = now_s();
         fails += llama_server_create_task(srv, 0, "completion", input, &task) != LLAMA_SUCCESS;
-        double t1 = now_s();
+        double t1 = now_s(), c1 = thread_cpu_s();
         fails += get_result_grow(srv, task, &buf, &cap, 0) != LLAMA_SUCCESS;
         double t2 = now_s();
         if (i < 0) continue;
         double engine_ms = json_num(buf, "prompt_ms", 0) + json_num(buf, "predicted_ms", 0);
         create[i] = (t1 - t0) * 1e6;
+        create_cpu[i] = (c1 - c0) * 1e6;
         rt[i] = (t2 - t0) * 1e6;
         over[i] = rt[i] - engine_ms * 1e3;
     }
@@ -55,6 +57,8 @@ int cmd_overhead(void * srv, int iters, const char * text) {
     printf("{\"cmd\":\"overhead\",\"fails\":%d,", fails);
     print_stats("create_task_us", create, iters);
     printf(",");
+    print_stats("create_task_cpu_us", create_cpu, iters);
+    printf(",");
     print_stats("roundtrip_us", rt, iters);
     printf(",");
     print_stats("overhead_us", over, iters);
@@ -64,7 +68,7 @@ int cmd_overhead(void * srv, int iters, const char * text) {
     print_stats("get_status_us", status, iters);
     printf("}\n");
     fflush(stdout);
-    free(create); free(rt); free(over); free(status); free(ready); free(buf);
+    free(create); free(create_cpu); free(rt); free(over); free(status); free(ready); free(buf);
     return 0;
 }
 

@@ -16,6 +16,13 @@ static inline double now_s(void) {
     return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
 }
 
+/* CPU time of the calling thread: what a call costs, apart from waiting for a core. */
+static inline double thread_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
 /* Appends s to out (capacity cap) as a JSON string body (no quotes); returns chars written. */
 static inline size_t json_escape(char * out, size_t cap, const char * s) {
     size_t n = 0;

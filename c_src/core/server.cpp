@@ -181,6 +181,8 @@ int Server::create_task(int session_id, TaskKind kind, const json & input, bool 
         }
     }
 
+    int id;
+    {
     std::lock_guard<std::mutex> lk(mu_);
     if (stopping_) fail(LLAMA_ERROR_CANCELLED, "the server is shutting down");
     Session * s = nullptr;
@@ -204,8 +206,9 @@ int Server::create_task(int session_id, TaskKind kind, const json & input, bool 
         s->n_tasks++;
     }
     dispatch_needed_ = true;
-    int id = t->id;
-    wake();
+    id = t->id;
+    }
+    wake();   // after unlocking: the woken driver wants the lock at once
     return id;
 }
 

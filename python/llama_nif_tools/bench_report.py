@@ -133,7 +133,8 @@ def table(res: dict, s: dict) -> str:
         c, srv = o.get("c", {}), o.get("server", {})
         st = lambda d: f"{_f(d.get('median'))} / {_f(d.get('p99'))}" if d else "-"
         out += ["", "Per-call cost, microseconds (median / p99)",
-                f"  C create_task                         {st(c.get('create_task_us'))}",
+                f"  C create_task, wall                   {st(c.get('create_task_us'))}",
+                f"  C create_task, CPU of the caller      {st(c.get('create_task_cpu_us'))}",
                 f"  C get_result, result already there    {st(c.get('get_result_ready_us'))}",
                 f"  C get_status                          {st(c.get('get_status_us'))}",
                 f"  1-token completion, round trip minus engine time: C API {st(c.get('overhead_us'))}; "
