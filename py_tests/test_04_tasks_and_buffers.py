@@ -51,6 +51,19 @@ def test_chat_result_shape_and_answer(server):
     assert re.fullmatch(r"chatcmpl-[0-9A-Za-z]{32}", r["id"]) and again["id"] != r["id"]
 
 
+@pytest.mark.parametrize("stateless", [True, False])
+def test_chat_response_format_constrains_the_answer(server, stateless):
+    """A stateless chat is rendered once, by create_task; a session's chat at dispatch, with
+    its history. Both must carry the grammar the response format asks for."""
+    schema = {"type": "object", "properties": {"capital": {"type": "string"}}, "required": ["capital"]}
+    inp = {"messages": [{"role": "user", "content": "What is the capital of France? Answer in JSON."}],
+           "n_predict": 32, "temperature": 0,
+           "response_format": {"type": "json_schema", "json_schema": {"schema": schema}}}
+    sid = 0 if stateless else server.create_session().id
+    answer = json.loads(server.run(sid, "chat", inp)["choices"][0]["message"]["content"])
+    assert set(answer) == {"capital"} and "Paris" in answer["capital"]
+
+
 @pytest.mark.parametrize("key", ["n_predict", "max_tokens", "max_completion_tokens"])
 def test_chat_length_keys(server, key):
     inp = {"messages": FRANCE["messages"], key: 3, "ignore_eos": True}

@@ -28,10 +28,12 @@ struct Server::Core {
     bool rerank = false;
 };
 
-// Inputs tokenized when the task is created: a completion's prompt, embedding/rerank inputs.
+// Inputs tokenized when the task is created: a completion's prompt, a stateless chat's
+// rendered prompt, embedding/rerank inputs.
 struct PreTokenized {
     std::vector<server_tokens> inputs;
     std::vector<std::string>   documents;   // rerank: for return_text
+    json chat_body;                         // stateless chat: the request as the template rendered it
 };
 
 // A no-op result that wakes the driver out of its wait on the results queue.

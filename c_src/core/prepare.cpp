@@ -83,14 +83,14 @@ static size_t next_turn_start(const json & history, size_t from) {
     return i;
 }
 
-std::unique_ptr<PreTokenized> Server::tokenize_prompt(const json & input) const {
+std::unique_ptr<PreTokenized> Server::tokenize_prompt(const json & prompt) const {
     auto pre = std::make_unique<PreTokenized>();
     pre->inputs.push_back(std::move(
-        tokenize_input_prompts(core_->vocab, nullptr, input.at("prompt"), true, true, core_->init_opt)[0]));
+        tokenize_input_prompts(core_->vocab, nullptr, prompt, true, true, core_->init_opt)[0]));
     return pre;
 }
 
-void Server::validate_with_core(TaskKind kind, const json & data) const {
+json Server::validate_with_core(TaskKind kind, const json & data) const {
     try {
         json body = data;
         body.erase("stream");
@@ -101,6 +101,7 @@ void Server::validate_with_core(TaskKind kind, const json & data) const {
                 fail(LLAMA_ERROR_NOT_SUPPORTED, "this model takes no images or audio");
             }
             server_schema::eval_llama_cmpl_schema(core_->vocab, core_->params, core_->meta->logit_bias_eog, parsed);
+            return parsed;
         } else if (kind == TaskKind::completion) {
             const json & prompt = body.at("prompt");
             if (prompt.is_array()) {
@@ -119,6 +120,7 @@ void Server::validate_with_core(TaskKind kind, const json & data) const {
     } catch (const std::exception & e) {
         fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string("invalid ") + task_kind_name(kind) + " input: " + e.what());
     }
+    return nullptr;
 }
 
 Server::Prepared Server::prepare(const Task & t, const Snapshot & snap) const {
@@ -126,7 +128,14 @@ Server::Prepared Server::prepare(const Task & t, const Snapshot & snap) const {
     const Core & c = *core_;
     json body;
     server_tokens tokens;
-    if (t.kind == TaskKind::chat) {
+    if (t.kind == TaskKind::chat && t.pre && !t.pre->chat_body.is_null()) {
+        // stateless: rendered and tokenized by create_task, nothing here depends on a session
+        body = t.pre->chat_body;
+        tokens = t.pre->inputs[0].clone();
+        out.new_messages = snap.data.at("messages");
+        out.task.params = server_schema::eval_llama_cmpl_schema(c.vocab, c.params, c.meta->logit_bias_eog, body);
+        out.task.params.res_type = TASK_RESPONSE_TYPE_OAI_CHAT;
+    } else if (t.kind == TaskKind::chat) {
         const json & new_messages = snap.data.at("messages");
         const int n_predict = snap.data.value("max_tokens", snap.data.value("n_predict", -1));
         // room left for the reply when deciding whether old turns must go
@@ -293,7 +302,7 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
             move_to_similar_slot(t, p.task);
         }
         slot_cache_[t->slot] = p.task.tokens.get_text_tokens();
-        if (t->kind == TaskKind::completion) t->pre.reset();   // the tokens are in the core task now
+        t->pre.reset();   // completion, chat: the tokens are in the core task now
         t->chat_state = std::move(p.state);
         t->new_messages = std::move(p.new_messages);
         p.task.id = core_->tasks().get_new_id();

@@ -160,7 +160,7 @@ class Server {
                   std::vector<std::string> & chunks_out);
     std::string embedding_result(const Task & t) const;         // embedding.cpp
     std::unique_ptr<PreTokenized> tokenize_pooled_inputs(TaskKind kind, const json & input) const;
-    std::unique_ptr<PreTokenized> tokenize_prompt(const json & input) const;   // completion
+    std::unique_ptr<PreTokenized> tokenize_prompt(const json & prompt) const;   // completion, stateless chat
     void post_pooled(const TaskPtr & t);                        // embedding/rerank: no slot
     void expire(std::vector<std::function<void()>> & notify);
     void wake();
@@ -175,7 +175,7 @@ class Server {
     int  pick_slot(const Session * s) const;
     void move_to_similar_slot(const TaskPtr & t, server_task & task);
     void check_supported(TaskKind kind) const;
-    void validate_with_core(TaskKind kind, const json & data) const;
+    json validate_with_core(TaskKind kind, const json & data) const;   // chat: the parsed request
     json merged_input(const Task & t, const Session * s) const;
 
     ServerConfig cfg_;
