@@ -1,4 +1,6 @@
 """Sessions: conversation history, keep_history, system_prompt, defaults, info, close."""
+import threading
+
 import pytest
 
 from helpers import LONG, assert_code, create_task_raw, ffi, lib, wait_dispatched
@@ -171,3 +173,28 @@ def test_history_outgrowing_the_slot_drops_old_turns(make_server):
     assert info["dropped_turns"] > 0 and info["message_count"] < 10
     # the system prompt stays when old turns go
     assert "tulip" in reply_text(ses.chat("What is the secret password?", n_predict=16)).lower()
+
+
+def test_chat_turns_sent_at_once_each_see_every_earlier_turn(make_server):
+    """create_task renders a chat of an idle session at once; when several callers race, all
+    but the first find their snapshot of the history outdated by the time they start, and
+    are rendered again. Each turn, in task order, must see every earlier one."""
+    s = make_server({"n_parallel": 2})
+    ses = s.create_session({"temperature": 0})
+    n = 8
+    barrier = threading.Barrier(n)
+    ids = [None] * n
+
+    def send(i):
+        barrier.wait()
+        ids[i] = s.create_task(ses.id, "chat", {"messages": [{"role": "user", "content": f"Say {i}."}],
+                                                "n_predict": 3})
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    prompt_tokens = [s.get_result(t)["usage"]["prompt_tokens"] for t in sorted(ids)]
+    assert all(a < b for a, b in zip(prompt_tokens, prompt_tokens[1:])), prompt_tokens
+    assert ses.info()["message_count"] == 2 * n

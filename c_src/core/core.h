@@ -28,12 +28,25 @@ struct Server::Core {
     bool rerank = false;
 };
 
-// Inputs tokenized when the task is created: a completion's prompt, a stateless chat's
-// rendered prompt, embedding/rerank inputs.
+// Embedding/rerank inputs, tokenized when the task is created.
 struct PreTokenized {
     std::vector<server_tokens> inputs;
     std::vector<std::string>   documents;   // rerank: for return_text
-    json chat_body;                         // stateless chat: the request as the template rendered it
+};
+
+// What preparing a completion or chat needs, copied from the task and its session.
+struct Server::Snapshot {
+    json        data;             // input merged over the session's defaults
+    json        history;          // the session's conversation so far
+    std::string system_prompt;
+};
+
+// A completion or chat made ready for llama.cpp: rendered, tokenized, sampling parsed.
+struct PreparedTask {
+    server_task task;
+    std::unique_ptr<task_result_state> state;
+    json        new_messages = json::array();
+    int         dropped_messages = 0;   // oldest history messages left out to fit the slot
 };
 
 // A no-op result that wakes the driver out of its wait on the results queue.

@@ -326,6 +326,7 @@ void Server::on_final(const TaskPtr & t, server_task_result_cmpl_final & f, std:
             if (t->kind == TaskKind::chat && s.keep_history) {
                 for (const auto & m : t->new_messages) s.history.push_back(m);
                 s.history.push_back(r.at("choices").at(0).at("message"));
+                s.history_version++;
             }
         }
     }

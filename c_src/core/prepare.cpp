@@ -9,20 +9,6 @@
 
 namespace lls {
 
-struct Server::Snapshot {
-    json        data;             // input merged over the session's defaults
-    json        history;          // the session's conversation so far
-    std::string system_prompt;
-    int         slot = -1;
-};
-
-struct Server::Prepared {
-    server_task task;
-    std::unique_ptr<task_result_state> state;
-    json        new_messages = json::array();
-    int         dropped_messages = 0;
-};
-
 // "chatcmpl-" + 32 alphanumerics, as llama.cpp's gen_chatcmplid(), which seeds a fresh
 // mt19937 from std::random_device on every call (20-80 us on the driver thread); seed once.
 static std::string completion_id() {
@@ -83,14 +69,7 @@ static size_t next_turn_start(const json & history, size_t from) {
     return i;
 }
 
-std::unique_ptr<PreTokenized> Server::tokenize_prompt(const json & prompt) const {
-    auto pre = std::make_unique<PreTokenized>();
-    pre->inputs.push_back(std::move(
-        tokenize_input_prompts(core_->vocab, nullptr, prompt, true, true, core_->init_opt)[0]));
-    return pre;
-}
-
-json Server::validate_with_core(TaskKind kind, const json & data) const {
+void Server::validate_with_core(TaskKind kind, const json & data) const {
     try {
         json body = data;
         body.erase("stream");
@@ -101,7 +80,6 @@ json Server::validate_with_core(TaskKind kind, const json & data) const {
                 fail(LLAMA_ERROR_NOT_SUPPORTED, "this model takes no images or audio");
             }
             server_schema::eval_llama_cmpl_schema(core_->vocab, core_->params, core_->meta->logit_bias_eog, parsed);
-            return parsed;
         } else if (kind == TaskKind::completion) {
             const json & prompt = body.at("prompt");
             if (prompt.is_array()) {
@@ -120,22 +98,15 @@ json Server::validate_with_core(TaskKind kind, const json & data) const {
     } catch (const std::exception & e) {
         fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string("invalid ") + task_kind_name(kind) + " input: " + e.what());
     }
-    return nullptr;
 }
 
-Server::Prepared Server::prepare(const Task & t, const Snapshot & snap) const {
-    Prepared out;
+// Runs on a caller's thread (create_task) or on the driver thread, never under the lock.
+PreparedTask Server::prepare(const Task & t, const Snapshot & snap) const {
+    PreparedTask out;
     const Core & c = *core_;
     json body;
     server_tokens tokens;
-    if (t.kind == TaskKind::chat && t.pre && !t.pre->chat_body.is_null()) {
-        // stateless: rendered and tokenized by create_task, nothing here depends on a session
-        body = t.pre->chat_body;
-        tokens = t.pre->inputs[0].clone();
-        out.new_messages = snap.data.at("messages");
-        out.task.params = server_schema::eval_llama_cmpl_schema(c.vocab, c.params, c.meta->logit_bias_eog, body);
-        out.task.params.res_type = TASK_RESPONSE_TYPE_OAI_CHAT;
-    } else if (t.kind == TaskKind::chat) {
+    if (t.kind == TaskKind::chat) {
         const json & new_messages = snap.data.at("messages");
         const int n_predict = snap.data.value("max_tokens", snap.data.value("n_predict", -1));
         // room left for the reply when deciding whether old turns must go
@@ -158,9 +129,7 @@ Server::Prepared Server::prepare(const Task & t, const Snapshot & snap) const {
         out.task.params.res_type = TASK_RESPONSE_TYPE_OAI_CHAT;
     } else {
         body = snap.data;
-        tokens = t.pre && !t.pre->inputs.empty()
-               ? t.pre->inputs[0].clone()   // tokenized by create_task
-               : std::move(tokenize_input_prompts(c.vocab, nullptr, body.at("prompt"), true, true, c.init_opt)[0]);
+        tokens = std::move(tokenize_input_prompts(c.vocab, nullptr, body.at("prompt"), true, true, c.init_opt)[0]);
         out.task.params = server_schema::eval_llama_cmpl_schema(c.vocab, c.params, c.meta->logit_bias_eog, body);
         out.task.params.res_type = TASK_RESPONSE_TYPE_NONE;
     }
@@ -169,7 +138,6 @@ Server::Prepared Server::prepare(const Task & t, const Snapshot & snap) const {
     out.task.params.stream = true;   // partials give us progress and the text so far
     out.task.params.oaicompat_cmpl_id = completion_id();
     out.task.params.oaicompat_model = c.meta->model_name;
-    out.task.id_slot = snap.slot;
     out.state = std::make_unique<task_result_state>(out.task.create_state());
     return out;
 }
@@ -208,6 +176,20 @@ void Server::move_to_similar_slot(const TaskPtr & t, server_task & task) {
     }
 }
 
+// Under the lock. A completion never reads the history; a chat's session defaults and system
+// prompt never change, so the history version says whether a snapshot is still current.
+Server::Snapshot Server::snapshot(const Task & t, const Session * s) const {
+    Snapshot snap;
+    snap.data = merged_input(t, s);
+    snap.history = s && s->keep_history && t.kind == TaskKind::chat ? s->history : json::array();
+    if (s) snap.system_prompt = s->system_prompt;
+    return snap;
+}
+
+bool Server::ready_still_valid(const Task & t, const Session * s) const {
+    return t.kind != TaskKind::chat || !s || s->history_version == t.ready_version;
+}
+
 void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
     if (!dispatch_needed_) return;
     dispatch_needed_ = false;
@@ -216,6 +198,7 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
     struct Job {
         TaskPtr  t;
         Snapshot snap;
+        std::unique_ptr<PreparedTask> ready;   // prepared by create_task and still valid
         bool     affinity = false;   // back on its session's own slot
     };
     std::vector<Job> jobs;
@@ -245,18 +228,18 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
         slot_used_at_[slot] = ++use_clock_;
         t->slot = slot;
         t->state = TaskState::running;
-        Job j{t, {}};
+        Job j{t, {}, nullptr};
         j.affinity = s && s->last_slot == slot;
-        j.snap.data = merged_input(*t, s);
-        j.snap.slot = slot;
+        if (t->ready && ready_still_valid(*t, s)) {
+            j.ready = std::move(t->ready);
+        } else {
+            t->ready.reset();
+            j.snap = snapshot(*t, s);
+        }
         if (s) {
             s->pending.pop_front();
             s->running = t;
             s->last_slot = slot;
-            if (s->keep_history) j.snap.history = s->history;
-            j.snap.system_prompt = s->system_prompt;
-        } else {
-            j.snap.history = json::array();
         }
         jobs.push_back(std::move(j));
     }
@@ -264,12 +247,12 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
 
     // 2. without the lock: render, tokenize, build the core tasks
     lk.unlock();
-    std::vector<std::pair<Prepared, std::string>> built;
+    std::vector<std::pair<PreparedTask, std::string>> built;
     built.reserve(jobs.size());
     for (auto & j : jobs) {
-        std::pair<Prepared, std::string> b;
+        std::pair<PreparedTask, std::string> b;
         try {
-            b.first = prepare(*j.t, j.snap);
+            b.first = j.ready ? std::move(*j.ready) : prepare(*j.t, j.snap);
         } catch (const std::exception & e) {
             b.second = e.what();
         }
@@ -281,7 +264,7 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
     std::vector<std::function<void()>> notify;
     for (size_t i = 0; i < jobs.size(); i++) {
         const TaskPtr & t = jobs[i].t;
-        Prepared & p = built[i].first;
+        PreparedTask & p = built[i].first;
         if (t->state != TaskState::running) continue;
         if (!built[i].second.empty()) {
             abort_task(t, LLAMA_ERROR_INFERENCE_FAILED, "invalid_request_error", built[i].second, notify);
@@ -296,13 +279,14 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
                     if (s.history.at((size_t) 0).value("role", std::string()) == "user") s.dropped_turns++;
                     s.history.erase((size_t) 0);
                 }
+                s.history_version++;
             }
         }
+        p.task.id_slot = t->slot;
         if (!jobs[i].affinity && cfg_.slot_prompt_similarity > 0) {
             move_to_similar_slot(t, p.task);
         }
         slot_cache_[t->slot] = p.task.tokens.get_text_tokens();
-        t->pre.reset();   // completion, chat: the tokens are in the core task now
         t->chat_state = std::move(p.state);
         t->new_messages = std::move(p.new_messages);
         p.task.id = core_->tasks().get_new_id();

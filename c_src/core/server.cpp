@@ -181,24 +181,38 @@ int Server::create_task(int session_id, TaskKind kind, const json & input, bool 
     t->stream = stream;
     t->listener = std::move(listener);
     t->created = Clock::now();
-    if (session_id > 0) {
+    const bool pooled = kind == TaskKind::embedding || kind == TaskKind::rerank;
+    // A chat of a busy session depends on the turns still to come: the driver prepares it.
+    bool prepare_now = !pooled;
+    Snapshot snap;
+    {
         std::lock_guard<std::mutex> lk(mu_);
-        if (!sessions_.count(session_id)) {
-            fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
+        const Session * s = nullptr;
+        if (session_id > 0) {
+            auto it = sessions_.find(session_id);
+            if (it == sessions_.end()) {
+                fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
+            }
+            s = &it->second;
+            if (kind == TaskKind::chat && (s->running || !s->pending.empty())) prepare_now = false;
+        }
+        if (prepare_now) {
+            snap = snapshot(*t, s);
+            t->ready_version = s ? s->history_version : 0;
         }
     }
     // llama.cpp's own parsers, now: bad values fail here and not later on the driver thread
-    if (kind == TaskKind::embedding || kind == TaskKind::rerank) {
+    if (pooled) {
         t->pre = tokenize_pooled_inputs(kind, input);
     } else {
-        // on the null-stripped input the driver will see; the prompt is tokenized here, on the
-        // caller's thread, not the driver's (a chat's only when no session history goes into it)
-        json parsed = validate_with_core(kind, t->input);
-        if (kind == TaskKind::completion) {
-            t->pre = tokenize_prompt(t->input.at("prompt"));
-        } else if (session_id == 0) {
-            t->pre = tokenize_prompt(parsed.at("prompt"));
-            t->pre->chat_body = std::move(parsed);
+        validate_with_core(kind, t->input);   // the null-stripped input the driver will see
+    }
+    if (prepare_now) {
+        // render, tokenize, parse sampling here, on the caller's thread, not the driver's
+        try {
+            t->ready = std::make_unique<PreparedTask>(prepare(*t, snap));
+        } catch (const std::exception &) {
+            // the merged input failed: the driver prepares it again and fails the task
         }
     }
 

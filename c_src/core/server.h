@@ -50,6 +50,8 @@ struct StreamChunk {
     bool        is_final;
 };
 
+struct PreparedTask;
+
 struct Task {
     int       id = 0;
     int       session_id = 0;        // 0: stateless
@@ -62,6 +64,10 @@ struct Task {
     // while on the core: one core task for generation, one per input for embedding/rerank
     std::vector<int> core_ids;
     std::unique_ptr<struct PreTokenized> pre;   // embedding/rerank inputs, tokenized at create
+    // Prepared by create_task on the caller's thread when nothing it depends on can change
+    // before it starts: valid while its session's history_version is still ready_version.
+    std::unique_ptr<PreparedTask> ready;
+    unsigned long long ready_version = 0;
     std::vector<json> parts;                    // embedding/rerank results by input index
     size_t n_parts_done = 0;
     int  slot = -1;
@@ -92,6 +98,7 @@ struct Session {
     std::string system_prompt;
     bool        keep_history = true;
     json        history = json::array();
+    unsigned long long history_version = 0;   // bumped on every change of history
     int         dropped_turns = 0;
     std::deque<TaskPtr> pending;     // queued, in submission order
     TaskPtr     running;
@@ -149,8 +156,9 @@ class Server {
     void driver_main();
     void dispatch_ready(std::unique_lock<std::mutex> & lk);
     struct Snapshot;                 // what preparing a task needs, copied under the lock
-    struct Prepared;                 // a ready llama.cpp server_task
-    Prepared prepare(const Task & t, const Snapshot & snap) const;
+    PreparedTask prepare(const Task & t, const Snapshot & snap) const;
+    Snapshot snapshot(const Task & t, const Session * s) const;
+    bool ready_still_valid(const Task & t, const Session * s) const;
     void on_result(std::unique_ptr<server_task_result> res);
     void handle_result(const TaskPtr & t, std::unique_ptr<server_task_result> & res,
                        std::vector<std::function<void()>> & notify);
@@ -160,7 +168,6 @@ class Server {
                   std::vector<std::string> & chunks_out);
     std::string embedding_result(const Task & t) const;         // embedding.cpp
     std::unique_ptr<PreTokenized> tokenize_pooled_inputs(TaskKind kind, const json & input) const;
-    std::unique_ptr<PreTokenized> tokenize_prompt(const json & prompt) const;   // completion, stateless chat
     void post_pooled(const TaskPtr & t);                        // embedding/rerank: no slot
     void expire(std::vector<std::function<void()>> & notify);
     void wake();
@@ -175,7 +182,7 @@ class Server {
     int  pick_slot(const Session * s) const;
     void move_to_similar_slot(const TaskPtr & t, server_task & task);
     void check_supported(TaskKind kind) const;
-    json validate_with_core(TaskKind kind, const json & data) const;   // chat: the parsed request
+    void validate_with_core(TaskKind kind, const json & data) const;
     json merged_input(const Task & t, const Session * s) const;
 
     ServerConfig cfg_;
