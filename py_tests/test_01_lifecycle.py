@@ -1,6 +1,10 @@
 """init / load_model / destroy / set_log: handles, model loading and its failures.
 (The 20-cycle leak check lives in test_11_lifecycle_leaks.py.)"""
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +139,27 @@ def test_set_log_routes_lines_to_the_callback():
         assert got == []
     finally:
         lib().llama_server_set_log(3, ffi.NULL, ffi.NULL)   # back to quiet stderr
+
+
+EXIT_WITHOUT_DESTROY = """
+import sys
+from llama_nif_tools.binding import Server
+s = Server({"n_parallel": 2, "n_ctx": 512, "log_level": "error"})
+s.load_model(sys.argv[1])
+s.create_task(0, "completion", {"prompt": "Once upon a time", "n_predict": 900, "ignore_eos": True})
+for i, _ in enumerate(s.stream(0, {"prompt": "1, 2, 3,", "n_predict": 200, "ignore_eos": True})):
+    if i == 3:
+        break
+print("exiting", flush=True)   # generation still running, no destroy
+"""
+
+
+@pytest.mark.model
+def test_exit_with_a_live_server_and_tasks_running_is_clean():
+    # exit() used to run llama.cpp's static destructors under the compute threads (SIGSEGV
+    # 3 runs in 5); the library now stops live servers from an atexit handler first
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "python")}
+    for _ in range(4):
+        p = subprocess.run([sys.executable, "-c", EXIT_WITHOUT_DESTROY, str(MODEL_PATH)],
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0 and "exiting" in p.stdout, (p.returncode, p.stderr[-2000:])

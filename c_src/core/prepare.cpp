@@ -69,6 +69,19 @@ static size_t next_turn_start(const json & history, size_t from) {
     return i;
 }
 
+// llama.cpp would only find these when the slot starts; some of its paths assert on them.
+void Server::check_token_ids(const json & input) const {
+    const json & prompt = input.at("prompt");
+    if (!prompt.is_array()) return;
+    const double n_vocab = llama_vocab_n_tokens(core_->vocab);
+    for (const auto & e : prompt) {
+        if (e.is_number() && (e.get<double>() < 0 || e.get<double>() >= n_vocab)) {
+            fail(LLAMA_ERROR_INVALID_ARGUMENT, "\"prompt\" holds token id " + e.dump() +
+                 ", outside this model's vocabulary (0.." + std::to_string((long long) n_vocab - 1) + ")");
+        }
+    }
+}
+
 void Server::validate_with_core(TaskKind kind, const json & data) const {
     try {
         json body = data;
@@ -81,16 +94,7 @@ void Server::validate_with_core(TaskKind kind, const json & data) const {
             }
             server_schema::eval_llama_cmpl_schema(core_->vocab, core_->params, core_->meta->logit_bias_eog, parsed);
         } else if (kind == TaskKind::completion) {
-            const json & prompt = body.at("prompt");
-            if (prompt.is_array()) {
-                const double n_vocab = llama_vocab_n_tokens(core_->vocab);
-                for (const auto & e : prompt) {
-                    if (e.is_number() && (e.get<double>() < 0 || e.get<double>() >= n_vocab)) {
-                        fail(LLAMA_ERROR_INVALID_ARGUMENT, "\"prompt\" holds token id " + e.dump() +
-                             ", outside this model's vocabulary (0.." + std::to_string((long long) n_vocab - 1) + ")");
-                    }
-                }
-            }
+            check_token_ids(body);
             server_schema::eval_llama_cmpl_schema(core_->vocab, core_->params, core_->meta->logit_bias_eog, body);
         }
     } catch (const Error &) {
@@ -117,6 +121,7 @@ PreparedTask Server::prepare(const Task & t, const Snapshot & snap) const {
             req["messages"] = chat_messages(snap.system_prompt, snap.history, skip, new_messages);
             std::vector<raw_buffer> files;
             body = oaicompat_chat_params_parse(req, c.meta->chat_params, files);
+            if (!files.empty()) fail(LLAMA_ERROR_NOT_SUPPORTED, "this model takes no images or audio");
             tokens = std::move(tokenize_input_prompts(c.vocab, nullptr, body.at("prompt"), true, true, c.init_opt)[0]);
             if ((int) tokens.size() + reserve <= c.n_ctx_slot || skip >= snap.history.size()) {
                 break;

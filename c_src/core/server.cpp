@@ -204,16 +204,21 @@ int Server::create_task(int session_id, TaskKind kind, const json & input, bool 
     // llama.cpp's own parsers, now: bad values fail here and not later on the driver thread
     if (pooled) {
         t->pre = tokenize_pooled_inputs(kind, input);
-    } else {
-        validate_with_core(kind, t->input);   // the null-stripped input the driver will see
+    } else if (kind == TaskKind::completion) {
+        check_token_ids(t->input);
     }
     if (prepare_now) {
         // render, tokenize, parse sampling here, on the caller's thread, not the driver's
         try {
             t->ready = std::make_unique<PreparedTask>(prepare(*t, snap));
         } catch (const std::exception &) {
-            // the merged input failed: the driver prepares it again and fails the task
         }
+    }
+    if (!pooled && !t->ready) {
+        // Not prepared, or preparing failed: the task's own input gets llama.cpp's parsers
+        // (the null-stripped input the driver will see). If that passes, the failure came
+        // from the session's defaults or history, and the driver reports it on the task.
+        validate_with_core(kind, t->input);
     }
 
     int id;
@@ -288,43 +293,49 @@ void Server::cancel_task(int task_id) {
 
 // ---- shutdown --------------------------------------------------------------------------------
 
-void Server::shutdown() {
-    if (stopping_.exchange(true)) {
-        return;
-    }
-    std::vector<std::function<void()>> notify;
-    {
-        std::lock_guard<std::mutex> lk(mu_);
-        for (auto & kv : tasks_) {
-            if (kv.second->state != TaskState::done) {
-                abort_task(kv.second, LLAMA_ERROR_CANCELLED, "cancelled", "the server was destroyed", notify);
+void Server::stop() {
+    std::call_once(stop_once_, [this] {
+        stopping_ = true;
+        std::vector<std::function<void()>> notify;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            for (auto & kv : tasks_) {
+                if (kv.second->state != TaskState::done) {
+                    abort_task(kv.second, LLAMA_ERROR_CANCELLED, "cancelled", "the server was destroyed", notify);
+                }
             }
         }
-    }
-    for (auto & n : notify) n();
-    if (driver_thread_.joinable()) {
-        wake();
-        driver_thread_.join();
-    }
-    if (loop_thread_.joinable()) {
-        core_->ctx.terminate();
-        loop_thread_.join();
-    }
-    {
-        // every waiter has been woken; let them leave the library before freeing what they use
-        std::unique_lock<std::mutex> lk(callers_mu_);
-        callers_cv_.wait(lk, [&] { return callers_.load() == 0; });
-    }
-    {
-        std::lock_guard<std::mutex> lk(mu_);
-        tasks_.clear();
-        by_core_id_.clear();
-        sessions_.clear();
-    }
-    if (core_) {
-        core_->queues.reset();   // readers must go before the server_context
-        core_.reset();
-    }
+        for (auto & n : notify) n();
+        if (driver_thread_.joinable()) {
+            wake();
+            driver_thread_.join();
+        }
+        if (loop_thread_.joinable()) {
+            core_->ctx.terminate();
+            loop_thread_.join();
+        }
+    });
+}
+
+void Server::shutdown() {
+    std::call_once(shutdown_once_, [this] {
+        stop();
+        {
+            // every waiter has been woken; let them leave the library before freeing what they use
+            std::unique_lock<std::mutex> lk(callers_mu_);
+            callers_cv_.wait(lk, [&] { return callers_.load() == 0; });
+        }
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            tasks_.clear();
+            by_core_id_.clear();
+            sessions_.clear();
+        }
+        if (core_) {
+            core_->queues.reset();   // readers must go before the server_context
+            core_.reset();
+        }
+    });
 }
 
 }  // namespace lls

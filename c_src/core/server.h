@@ -139,6 +139,10 @@ class Server {
     std::string status_json();
     std::string session_info_json(int session_id);
 
+    // Cancels every task (waiters wake with CANCELLED) and joins the driver and llama.cpp's
+    // loop thread. Idempotent. Enough before a process exits: nothing computes any more.
+    void stop();
+    // stop(), then waits for every API call to leave and frees the model. Idempotent.
     void shutdown();
 
     // Counts API calls inside the library, so that shutdown waits for them to leave.
@@ -183,6 +187,7 @@ class Server {
     void move_to_similar_slot(const TaskPtr & t, server_task & task);
     void check_supported(TaskKind kind) const;
     void validate_with_core(TaskKind kind, const json & data) const;
+    void check_token_ids(const json & input) const;   // completion: ids inside the vocabulary
     json merged_input(const Task & t, const Session * s) const;
 
     ServerConfig cfg_;
@@ -190,6 +195,7 @@ class Server {
     std::unique_ptr<Core> core_;
     std::atomic<bool> loaded_{false};
     std::atomic<bool> stopping_{false};
+    std::once_flag stop_once_, shutdown_once_;
     std::thread loop_thread_, driver_thread_;
     int wake_id_ = -1;
 

@@ -152,6 +152,8 @@ LLAMA_SERVER_API llama_error_t llama_server_load_model(void * server_handle,
  * get_result or stream_inference on it (they return LLAMA_ERROR_CANCELLED), waits for them
  * to leave the library, frees everything. Using the handle afterwards is undefined (like
  * free()). Must not be called from a stream callback of the same handle.
+ * A process may also exit (exit(), return from main) with handles alive: an atexit handler
+ * cancels their tasks and stops their threads before llama.cpp's globals are torn down.
  * @return LLAMA_SUCCESS; LLAMA_ERROR_INVALID_ARGUMENT for NULL (a no-op).
  */
 LLAMA_SERVER_API llama_error_t llama_server_destroy(void * server_handle);
