@@ -10,7 +10,7 @@
 namespace lls {
 
 // "chatcmpl-" + 32 alphanumerics, as llama.cpp's gen_chatcmplid(), which seeds a fresh
-// mt19937 from std::random_device on every call (20-80 us on the driver thread); seed once.
+// mt19937 from std::random_device on every call (20-80 us a task here); seed once per thread.
 static std::string completion_id() {
     static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     thread_local std::mt19937_64 gen{std::random_device{}()};
