@@ -71,6 +71,16 @@ def test_only_llama_server_symbols_are_exported():
     assert len(declared) == 16 and declared <= names
 
 
+@pytest.mark.parametrize("lib", ["libllama_server.so", "llama_nif.so"])
+def test_no_call_to_the_process_wide_localtime_buffer(lib):
+    # templates render on many threads at once: llama.cpp's localtime() calls are wrapped
+    # into a per-thread buffer (c_src/link/thread_safe_localtime.cpp; TSan found the race)
+    path = LIB_DIR / lib if lib.startswith("lib") else LIB_DIR.parents[1] / "priv" / lib
+    undefined = {line.split()[-1].split("@")[0] for line in
+                 sh(["nm", "-D", "--undefined-only", str(path)]).splitlines() if line.strip()}
+    assert "localtime_r" in undefined and "localtime" not in undefined
+
+
 EXAMPLES = {"basic_single_session": 1, "concurrent_multi_session": 4}
 
 
