@@ -5,6 +5,7 @@ fuzz the same server still answers a normal chat.
 """
 import json
 import random
+import threading
 
 import pytest
 
@@ -136,8 +137,8 @@ RAW = {
     "utf8_truncated": (b'{"prompt": "\xe6\x97"}', {E("INVALID_ARGUMENT")}),
     "lone_surrogate": (b'{"prompt": "\\ud800", "n_predict": 2}', {OK, E("INVALID_ARGUMENT")}),
     "nan_literal": (b'{"prompt": "x", "temperature": NaN}', {E("INVALID_ARGUMENT")}),
-    "deep_1k": (_deep(1000), {OK, E("INVALID_ARGUMENT")}),
-    "deep_100k": (_deep(100000), {OK, E("INVALID_ARGUMENT")}),
+    "deep_1k": (_deep(1000), {E("INVALID_ARGUMENT")}),
+    "deep_100k": (_deep(100000), {E("INVALID_ARGUMENT")}),   # refused before parsing: copies recurse
     "deep_document": (b"[" * 200000, {E("INVALID_ARGUMENT")}),
     "huge_numbers": (b'{"prompt": "x", "n_predict": 1e400}', {E("INVALID_ARGUMENT")}),
     "int_overflow": (b'{"prompt": "x", "seed": 184467440737095516150}', {E("INVALID_ARGUMENT")}),
@@ -281,3 +282,22 @@ def test_server_still_answers_after_the_fuzz(server):
     r = server.run(0, "chat", {"messages": [{"role": "user", "content": "What is the capital of France?"}],
                                "n_predict": 16, "temperature": 0})
     assert "Paris" in r["choices"][0]["message"]["content"]
+
+
+@pytest.mark.model
+def test_deep_input_on_a_small_stack_is_refused_not_a_crash(server):
+    # an Erlang dirty scheduler's stack is small; json copies recurse once per level
+    out = {}
+
+    def call():
+        out["rc"], _ = create_task_raw(server, 0, "completion", _deep(100000))
+        out["detail"] = last_error()
+
+    old = threading.stack_size(256 * 1024)
+    try:
+        th = threading.Thread(target=call)
+        th.start()
+        th.join()
+    finally:
+        threading.stack_size(old)
+    assert out["rc"] == E("INVALID_ARGUMENT") and "nested deeper than 64" in out["detail"]

@@ -1,6 +1,8 @@
 // Error names, the per-thread detail message, and argument parsing shared by all entry points.
 #include "lls_common.h"
 
+#include <cstring>
+
 namespace lls {
 
 const char * error_string(llama_error_t code) {
@@ -28,9 +30,33 @@ static thread_local std::string t_last_error;
 void set_last_error(const std::string & msg) { t_last_error = msg; }
 const char * last_error() { return t_last_error.c_str(); }
 
+int json_nesting_depth(const char * s, size_t n) {
+    int depth = 0, max = 0;
+    bool in_str = false, esc = false;
+    for (size_t i = 0; i < n; i++) {
+        const char c = s[i];
+        if (in_str) {
+            if (esc) esc = false;
+            else if (c == '\\') esc = true;
+            else if (c == '"') in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max) max = depth;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return max;
+}
+
 json parse_object(const char * text, const char * what) {
     if (text == nullptr || text[0] == '\0') {
         return json::object();
+    }
+    if (json_nesting_depth(text, std::strlen(text)) > MAX_JSON_DEPTH) {
+        fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string(what) + " is nested deeper than " +
+             std::to_string(MAX_JSON_DEPTH) + " levels");
     }
     json j = json::parse_no_throw(text);
     if (j.is_discarded()) {

@@ -26,8 +26,12 @@ const char * error_string(llama_error_t code);
 void        set_last_error(const std::string & msg);
 const char * last_error();
 
-// Parse a JSON object argument; NULL/empty means {}.
+// Parse a JSON object argument; NULL/empty means {}. Nesting deeper than MAX_JSON_DEPTH is
+// refused before parsing: copying and dumping a json recurse once per level, and a deep
+// document would overflow a caller's stack (an Erlang dirty scheduler's is small).
+constexpr int MAX_JSON_DEPTH = 64;
 json parse_object(const char * text, const char * what);
+int  json_nesting_depth(const char * s, size_t n);   // deepest [ / { nesting, strings skipped
 
 // {"error": {"code": <llama_error_t>, "type": ..., "message": ...}}
 json error_json(llama_error_t code, const std::string & type, const std::string & message);

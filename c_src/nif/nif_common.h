@@ -49,7 +49,7 @@ ERL_NIF_TERM guarded(ErlNifEnv * env, F && f) noexcept {
 // Limits on what Erlang may hand us: big enough for any context, small enough to refuse
 // a runaway binary before it is copied and parsed.
 constexpr size_t MAX_JSON_BYTES = 16u << 20;
-constexpr int    MAX_JSON_DEPTH = 64;
+using lls::MAX_JSON_DEPTH;          // the core's limit, for terms as for JSON text
 
 // A config or input argument as JSON object text: a map (atom or binary keys), a JSON
 // binary, or null/nil/undefined for "{}". Throws INVALID_ARGUMENT naming `what` and the path.

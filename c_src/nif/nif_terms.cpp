@@ -66,28 +66,6 @@ bool valid_utf8(const unsigned char * s, size_t n) {
     return true;
 }
 
-// Deepest [ / { nesting of a JSON text, strings skipped: refuse what would recurse deeply
-// in the parsers and validators behind us.
-int json_depth(const char * s, size_t n) {
-    int depth = 0, max = 0;
-    bool in_str = false, esc = false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (esc) esc = false;
-            else if (c == '\\') esc = true;
-            else if (c == '"') in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max) max = depth;
-        } else if (c == ']' || c == '}') {
-            depth--;
-        }
-    }
-    return max;
-}
-
 std::string latin1_to_utf8(const char * s, size_t n) {
     std::string out;
     out.reserve(n);
@@ -337,7 +315,7 @@ std::string arg_to_json(ErlNifEnv * env, ERL_NIF_TERM term, const char * what) {
         if (b.size > MAX_JSON_BYTES) bad(std::string(what) + " is larger than 16 MiB");
         if (std::memchr(b.data, '\0', b.size)) bad(std::string(what) + " contains a NUL byte");
         if (!valid_utf8(b.data, b.size)) bad(std::string(what) + " is not valid UTF-8");
-        if (json_depth((const char *) b.data, b.size) > MAX_JSON_DEPTH) {
+        if (lls::json_nesting_depth((const char *) b.data, b.size) > MAX_JSON_DEPTH) {
             bad(std::string(what) + " is nested deeper than 64 levels");
         }
         return std::string((const char *) b.data, b.size);
