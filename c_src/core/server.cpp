@@ -223,30 +223,30 @@ int Server::create_task(int session_id, TaskKind kind, const json & input, bool 
 
     int id;
     {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (stopping_) fail(LLAMA_ERROR_CANCELLED, "the server is shutting down");
-    Session * s = nullptr;
-    if (session_id > 0) {
-        auto it = sessions_.find(session_id);
-        if (it == sessions_.end()) {
-            fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
+        std::lock_guard<std::mutex> lk(mu_);
+        if (stopping_) fail(LLAMA_ERROR_CANCELLED, "the server is shutting down");
+        Session * s = nullptr;
+        if (session_id > 0) {
+            auto it = sessions_.find(session_id);
+            if (it == sessions_.end()) {
+                fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
+            }
+            s = &it->second;
         }
-        s = &it->second;
-    }
-    if (n_unfinished_ >= cfg_.max_queued_tasks) {
-        fail(LLAMA_ERROR_SERVER_BUSY, std::to_string(n_unfinished_) + " tasks are queued or running (max_queued_tasks = " +
-             std::to_string(cfg_.max_queued_tasks) + "); try again later");
-    }
-    t->id = next_task_id_++;
-    t->session_id = s ? s->id : 0;
-    tasks_.emplace(t->id, t);
-    n_unfinished_++;
-    if (s) {
-        s->pending.push_back(t);
-        s->n_tasks++;
-    }
-    dispatch_needed_ = true;
-    id = t->id;
+        if (n_unfinished_ >= cfg_.max_queued_tasks) {
+            fail(LLAMA_ERROR_SERVER_BUSY, std::to_string(n_unfinished_) + " tasks are queued or running (max_queued_tasks = " +
+                 std::to_string(cfg_.max_queued_tasks) + "); try again later");
+        }
+        t->id = next_task_id_++;
+        t->session_id = s ? s->id : 0;
+        tasks_.emplace(t->id, t);
+        n_unfinished_++;
+        if (s) {
+            s->pending.push_back(t);
+            s->n_tasks++;
+        }
+        dispatch_needed_ = true;
+        id = t->id;
     }
     wake();   // after unlocking: the woken driver wants the lock at once
     return id;
