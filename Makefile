@@ -4,7 +4,7 @@ PY      ?= python3
 TOOL    := PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools
 STAMP   := .cache/stamps
 
-.PHONY: all demo test build source model deps deps-py test-py clean distclean
+.PHONY: all demo test build source model deps deps-py deps-sys test-py clean distclean
 
 all: build
 
@@ -35,7 +35,17 @@ model:
 	$(TOOL) model
 	$(TOOL) model embed-all
 
-deps: deps-py
+deps: deps-py deps-sys
+
+# the CPU portability tests (py_tests/test_15) run the library under qemu's x86 CPU models
+# and read it with objdump: Debian's qemu-user and binutils, installed when missing (as root)
+SYS_APT_PKGS := qemu-user binutils
+deps-sys:
+	@if ! command -v qemu-x86_64 >/dev/null || ! command -v objdump >/dev/null; then \
+	    echo "[llama_nif] installing $(SYS_APT_PKGS) (apt)"; \
+	    SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(SYS_APT_PKGS); \
+	fi
 
 deps-py: $(STAMP)/deps-py
 $(STAMP)/deps-py: python/requirements.txt

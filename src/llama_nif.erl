@@ -344,11 +344,24 @@ load_nif() ->
                V when V =:= false; V =:= "" -> filename:join(priv_dir(), "llama_nif");
                V -> filename:rootname(V)
            end,
-    erlang:load_nif(Path, 0).
+    case erlang:load_nif(Path, 0) of
+        %% on a CPU below the library's baseline the module does not load, with the reason
+        %% ({error, {not_supported, Why}}, logged in full), and the VM stays up
+        ok ->
+            case nif_cpu_check() of
+                ok -> ok;
+                {error, {_, Why}} = Error ->
+                    logger:error("llama_nif cannot run on this CPU: ~ts", [Why]),
+                    Error
+            end;
+        Error ->
+            Error
+    end.
 
 %%% ---- NIF stubs (replaced when priv/llama_nif.so loads) ------------------------------
 
 -define(NIF, erlang:nif_error({not_loaded, ?MODULE})).
+nif_cpu_check() -> ?NIF.
 nif_init_server(_) -> ?NIF.
 nif_load_model(_, _, _) -> ?NIF.
 nif_destroy_server(_) -> ?NIF.

@@ -1,6 +1,7 @@
 // Server lifecycle, sessions and the task API (caller threads). The driver thread's half
 // is in driver.cpp, request preparation in prepare.cpp, status JSON in status.cpp.
 #include "core.h"
+#include "cpu_select.h"
 
 #include "llama.h"
 
@@ -31,6 +32,8 @@ Server::CallGuard::~CallGuard() {
 }
 
 Server::Server(const ServerConfig & cfg) : cfg_(cfg) {
+    // before anything reaches ggml: on a CPU below the baseline this is an error, not a SIGILL
+    if (!cpu::unsupported_reason().empty()) fail(LLAMA_ERROR_NOT_SUPPORTED, cpu::unsupported_reason());
     ensure_log_installed();
     static std::once_flag backend_once;
     std::call_once(backend_once, [] { llama_backend_init(); });

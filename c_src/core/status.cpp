@@ -1,8 +1,49 @@
 // get_status and get_session_info: built from the driver's own bookkeeping, so they never
 // wait for the loop thread.
 #include "core.h"
+#include "cpu_select.h"
+
+#include "ggml-backend.h"
 
 namespace lls {
+
+namespace {
+
+// What runs: the CPU variant chosen for this machine, the features found, and each ggml
+// backend with the features it was built with (llama.cpp's system info, made thread-safe).
+// Fixed for the process, so built once.
+const json & backend_json() {
+    static const json j = [] {
+        const cpu::Info ci = cpu::info();
+        json b = json::object();
+        b["cpu_variant"] = ci.variant;
+        b["cpu_build"] = ci.native ? "native" : "portable";
+        b["cpu_variants_built"] = ci.built;
+        b["cpu_features"] = ci.detected;
+        std::string sys;
+        json regs = json::array();
+        for (size_t i = 0; i < ggml_backend_reg_count(); i++) {
+            ggml_backend_reg_t reg = ggml_backend_reg_get(i);
+            json r = json::object();
+            r["name"] = ggml_backend_reg_name(reg);
+            json feats = json::object();
+            auto get = (ggml_backend_get_features_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_get_features");
+            sys += std::string(sys.empty() ? "" : " | ") + ggml_backend_reg_name(reg) + " :";
+            for (auto * f = get ? get(reg) : nullptr; f && f->name; f++) {
+                feats[f->name] = f->value;
+                sys += std::string(" ") + f->name + " = " + f->value + " |";
+            }
+            r["features"] = feats;
+            regs.push_back(r);
+        }
+        b["backends"] = regs;
+        b["system_info"] = sys;
+        return b;
+    }();
+    return j;
+}
+
+}  // namespace
 
 std::string Server::status_json() {
     std::lock_guard<std::mutex> lk(mu_);
@@ -28,6 +69,7 @@ std::string Server::status_json() {
         j["model"] = nullptr;
     }
     j["n_parallel"] = cfg_.n_parallel;
+    j["backend"] = backend_json();
 
     std::map<int, int> session_of_task;
     for (auto & kv : tasks_) session_of_task[kv.first] = kv.second->session_id;

@@ -127,8 +127,14 @@ LLAMA_SERVER_API void llama_server_set_log(int min_level, llama_server_log_callb
  *   cache_ram_mib (int, default 256): host-memory prompt cache, 0 disables
  *   log_level ("debug","info","warn","error","none"): the process-wide level of
  *     llama_server_set_log (the callback set there is kept)
+ * The first init of a process picks the build of ggml's CPU code that suits this CPU (the
+ * best of the library's variants: x86-64-v3 baseline up to AVX-512 VNNI/BF16); the
+ * environment variable LLAMA_NIF_CPU_VARIANT=<name> forces one. get_status says which runs.
  * @return LLAMA_SUCCESS; LLAMA_ERROR_INVALID_ARGUMENT for NULL server_handle, invalid JSON,
  *         unknown key, wrong type or out-of-range value (last_error names the key);
+ *         LLAMA_ERROR_NOT_SUPPORTED when no variant runs on this CPU (last_error names the
+ *         missing features, e.g. AVX2 on a CPU older than x86-64-v3) or LLAMA_NIF_CPU_VARIANT
+ *         names one that is not built in or that this CPU cannot run;
  *         LLAMA_ERROR_OUT_OF_MEMORY.
  */
 LLAMA_SERVER_API llama_error_t llama_server_init(void ** server_handle, const char * config_json);
@@ -271,8 +277,11 @@ LLAMA_SERVER_API llama_error_t llama_server_cancel_task(void * server_handle, in
  * Server status JSON: state ("no_model", "ready"), model facts, every slot (id, busy,
  * session, task, tokens cached), session count, task counts (queued: waiting for a slot;
  * running: handed to the core, where a completion or chat holds a slot; unfetched: finished,
- * result not yet read), totals (prompt tokens, generated tokens, tokens per second).
- * Buffer convention above.
+ * result not yet read), totals (prompt tokens, generated tokens, tokens per second), and
+ * backend: cpu_variant (the build of ggml's CPU code in use), cpu_build ("portable" or
+ * "native"), cpu_variants_built, cpu_features (x86 features this CPU and OS offer), backends
+ * (each ggml backend and the features it was built with) and system_info (the same as one
+ * line, like llama.cpp's llama_print_system_info). Buffer convention above.
  * @return LLAMA_SUCCESS; LLAMA_ERROR_BUFFER_TOO_SMALL; LLAMA_ERROR_INVALID_ARGUMENT.
  */
 LLAMA_SERVER_API llama_error_t llama_server_get_status(void * server_handle,

@@ -4,6 +4,8 @@
 #include "nif_calls.h"
 #include "nif_server.h"
 
+#include "cpu_select.h"
+
 namespace lnif {
 
 namespace {
@@ -316,6 +318,15 @@ ERL_NIF_TERM nif_wait_servers(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
         const int timeout = (int) arg_to_int(env, argv[1], "timeout", 0, 3600 * 1000);
         return wait_live_servers(at_most, timeout) ? A.true_ : A.false_;
     });
+}
+
+// cpu_check() -> ok | {error, {not_supported, Why}}: whether a CPU variant built into this
+// library runs here. llama_nif's on_load calls it, so a CPU below the baseline makes the
+// module fail to load with this reason instead of a SIGILL that takes the VM down.
+ERL_NIF_TERM nif_cpu_check(ErlNifEnv * env, int, const ERL_NIF_TERM[]) {
+    const std::string & why = lls::cpu::unsupported_reason();
+    if (why.empty()) return A.ok;
+    return enif_make_tuple2(env, A.error, enif_make_tuple2(env, code_atom(LLAMA_ERROR_NOT_SUPPORTED), make_binary(env, why)));
 }
 
 }  // namespace lnif

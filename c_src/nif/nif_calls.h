@@ -19,6 +19,7 @@ LNIF_DECL(nif_status);
 LNIF_DECL(nif_session_info);
 LNIF_DECL(nif_info);
 LNIF_DECL(nif_wait_servers);
+LNIF_DECL(nif_cpu_check);
 #undef LNIF_DECL
 
 }  // namespace lnif

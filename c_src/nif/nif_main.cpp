@@ -85,6 +85,7 @@ ErlNifFunc funcs[] = {
     {"nif_session_info", 4, nif_session_info, CPU},
     {"nif_info", 0, nif_info, 0},
     {"nif_wait_servers", 2, nif_wait_servers, IO},
+    {"nif_cpu_check", 0, nif_cpu_check, 0},             // cpuid once, then a cached answer
 };
 
 }  // namespace

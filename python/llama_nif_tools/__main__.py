@@ -16,6 +16,13 @@ def main(argv=None) -> int:
                    + ", ".join(fetch.pins.EMBED_MODELS) + ", or 'embed-all' for all of them")
     b = sub.add_parser("build", help="build the C library (and other targets)")
     b.add_argument("targets", nargs="*")
+    b.add_argument("--native", action="store_true",
+                   help="CPU code for this machine only (-march=native; LLAMA_NIF_NATIVE=ON)")
+    b.add_argument("--portable", action="store_true",
+                   help="CPU code for any x86-64-v3 CPU, best variant at run time (the default)")
+    b.add_argument("--amx", action="store_true",
+                   help="include ggml's AMX kernels (LLAMA_NIF_AMX=ON): only on a machine you have checked")
+    b.add_argument("--build-dir", help="build folder (default build/)")
     sub.add_parser("paths", help="print where things are")
     d = sub.add_parser("demo", help="concurrent chat demo on the default model")
     d.add_argument("--sessions", type=int, default=4)
@@ -44,7 +51,12 @@ def main(argv=None) -> int:
         else:
             print(fetch.model(args.name))
     elif args.cmd == "build":
-        build.build(args.targets or None)
+        opts = {}
+        if args.native or args.portable:
+            opts["LLAMA_NIF_NATIVE"] = "ON" if args.native else "OFF"
+        if args.amx:
+            opts["LLAMA_NIF_AMX"] = "ON"
+        build.build(args.targets or None, Path(args.build_dir).resolve() if args.build_dir else paths.BUILD, opts)
     elif args.cmd == "paths":
         for k in ("ROOT", "LLAMA_CPP_DIR", "MODELS", "BUILD"):
             print(f"{k}={getattr(paths, k)}")
