@@ -7,6 +7,7 @@
  *   overhead ITERS TEXT      per-call costs (1-token completions, get_status)
  *   embed T N TEXT           T threads x N embedding tasks
  *   rerank T N D TEXT        T threads x N rerank tasks of D documents
+ *   status                   the server's status JSON (which CPU variant runs, ...)
  *   quit
  *
  * usage: llama_nif_bench MODEL SERVER_CONFIG_JSON [MODEL_CONFIG_JSON]
@@ -46,6 +47,14 @@ int main(int argc, char ** argv) {
             bad = cmd_gen(srv, cmd[0] == 's', a, b, tag, rest(line + used));
         } else if (!strcmp(cmd, "overhead") && sscanf(line, "%*s %d%n", &a, &used) == 1) {
             bad = cmd_overhead(srv, a, rest(line + used));
+        } else if (!strcmp(cmd, "status")) {
+            static char status[1 << 16];
+            size_t n = 0;
+            bad = llama_server_get_status(srv, status, sizeof status, &n) != LLAMA_SUCCESS;
+            if (!bad) {
+                printf("%s\n", status);
+                fflush(stdout);
+            }
         } else if (!strcmp(cmd, "embed") && sscanf(line, "%*s %d %d%n", &a, &b, &used) == 2) {
             bad = cmd_embed(srv, 0, a, b, 1, rest(line + used));
         } else if (!strcmp(cmd, "rerank") && sscanf(line, "%*s %d %d %d%n", &a, &b, &c, &used) == 3) {

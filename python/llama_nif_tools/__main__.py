@@ -38,6 +38,12 @@ def main(argv=None) -> int:
     bn.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active", "default"],
                     help="OMP_WAIT_POLICY of every process (default passive: see bench_procs.ENV)")
     bn.add_argument("--out", help="results folder (default bench-results/)")
+    bc = sub.add_parser("bench-cpu", help="the portable build against a native build on this machine")
+    bc.add_argument("--repeats", type=int, default=3, help="rounds (median taken)")
+    bc.add_argument("--n-predict", type=int, default=64, help="tokens per session")
+    bc.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    bc.add_argument("--omp-wait-policy", default="default", choices=["passive", "active", "default"],
+                    help="OMP_WAIT_POLICY of every process (default: as users get it)")
     args = ap.parse_args(argv)
 
     if args.cmd == "source":
@@ -68,6 +74,10 @@ def main(argv=None) -> int:
         from . import bench
         return bench.main(bench.plan_from_args(args), args.no_build, args.phases, args.omp_wait_policy,
                           Path(args.out).resolve() if args.out else None)
+    elif args.cmd == "bench-cpu":
+        from . import bench_cpu, bench_procs
+        bench_procs.set_omp_wait_policy(args.omp_wait_policy)
+        return bench_cpu.main(args.repeats, args.n_predict, args.no_build)
     return 0
 
 

@@ -59,11 +59,11 @@ class Settings:
 class Worker:
     """bench/llama_nif_bench or bench/bench_nif.escript: one command line in, one JSON line out."""
 
-    def __init__(self, name: str, argv: list, log: Path):
+    def __init__(self, name: str, argv: list, log: Path, env: dict | None = None):
         self.name = name
         self.log = open(log, "w")
         self.p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=self.log, text=True, cwd=paths.ROOT, env=ENV)
+                                  stderr=self.log, text=True, cwd=paths.ROOT, env={**ENV, **(env or {})})
         ready = self._read()
         if not ready.get("ready"):
             raise RuntimeError(f"{name} did not start: {ready} (log: {log})")
