@@ -23,7 +23,9 @@ def main(n_sessions: int = 4) -> int:
     server = binding.Server({"n_parallel": n_sessions, "n_ctx": 2048})
     try:
         server.load_model(model)
-        say(f"loaded in {time.monotonic() - t0:.1f} s; {n_sessions} sessions ask at once, streaming:\n")
+        be = server.status()["backend"]
+        say(f"loaded in {time.monotonic() - t0:.1f} s on the CPU variant '{be['cpu_variant']}' "
+            f"({be['cpu_build']} build); {n_sessions} sessions ask at once, streaming:\n")
         sessions = [server.create_session({"system_prompt": "You are a concise assistant.", "temperature": 0})
                     for _ in range(n_sessions)]
         texts = [""] * n_sessions
