@@ -64,7 +64,24 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
     }
     auto core = std::make_unique<Core>();
     to_common_params(cfg_, mc, path, core->params);
-    if (!core->ctx.load_model(core->params)) {
+    // Loaded on a thread of its own that ends with the load: llama.cpp's warmup decode makes
+    // an OpenMP team for whichever thread runs it, and a team left on a caller's thread (or a
+    // dirty scheduler) makes libgomp count more threads than cores and throttle the spin-wait
+    // of the loop thread's team: its workers then sleep between tokens (measured: 33 instead
+    // of 43 tokens/s at K = 1 with the default OMP_WAIT_POLICY). A thread of our own also
+    // gives the load a full-size stack.
+    bool loaded = false;
+    std::exception_ptr load_error;
+    std::thread([&] {
+        name_this_thread("llama-load");
+        try {
+            loaded = core->ctx.load_model(core->params);
+        } catch (...) {
+            load_error = std::current_exception();
+        }
+    }).join();
+    if (load_error) std::rethrow_exception(load_error);
+    if (!loaded) {
         fail(LLAMA_ERROR_MODEL_LOAD_FAILED, "llama.cpp could not load '" + path +
              "' (corrupt file, unsupported architecture, or not enough memory)");
     }
