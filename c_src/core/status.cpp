@@ -9,9 +9,10 @@ namespace lls {
 
 namespace {
 
-// What runs: the CPU variant chosen for this machine, the features found, and each ggml
-// backend with the features it was built with (llama.cpp's system info, made thread-safe).
-// Fixed for the process, so built once.
+// What runs: the CPU variant chosen for this machine, the features found, and the ggml
+// backends with the features their code was built with, as llama.cpp's system info line
+// (llama_print_system_info, made here without its shared static buffer). Fixed for the
+// process: built once.
 const json & backend_json() {
     static const json j = [] {
         const cpu::Info ci = cpu::info();
@@ -21,22 +22,17 @@ const json & backend_json() {
         b["cpu_variants_built"] = ci.built;
         b["cpu_features"] = ci.detected;
         std::string sys;
-        json regs = json::array();
+        json names = json::array();
         for (size_t i = 0; i < ggml_backend_reg_count(); i++) {
             ggml_backend_reg_t reg = ggml_backend_reg_get(i);
-            json r = json::object();
-            r["name"] = ggml_backend_reg_name(reg);
-            json feats = json::object();
+            names.push_back(ggml_backend_reg_name(reg));
             auto get = (ggml_backend_get_features_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_get_features");
-            sys += std::string(sys.empty() ? "" : " | ") + ggml_backend_reg_name(reg) + " :";
+            sys += std::string(sys.empty() ? "" : " ") + ggml_backend_reg_name(reg) + " :";
             for (auto * f = get ? get(reg) : nullptr; f && f->name; f++) {
-                feats[f->name] = f->value;
                 sys += std::string(" ") + f->name + " = " + f->value + " |";
             }
-            r["features"] = feats;
-            regs.push_back(r);
         }
-        b["backends"] = regs;
+        b["backends"] = names;
         b["system_info"] = sys;
         return b;
     }();

@@ -280,8 +280,8 @@ LLAMA_SERVER_API llama_error_t llama_server_cancel_task(void * server_handle, in
  * result not yet read), totals (prompt tokens, generated tokens, tokens per second), and
  * backend: cpu_variant (the build of ggml's CPU code in use), cpu_build ("portable" or
  * "native"), cpu_variants_built, cpu_features (x86 features this CPU and OS offer), backends
- * (each ggml backend and the features it was built with) and system_info (the same as one
- * line, like llama.cpp's llama_print_system_info). Buffer convention above.
+ * (the ggml backends' names) and system_info (each backend with the features its code was
+ * built with, as llama.cpp's llama_print_system_info prints them). Buffer convention above.
  * @return LLAMA_SUCCESS; LLAMA_ERROR_BUFFER_TOO_SMALL; LLAMA_ERROR_INVALID_ARGUMENT.
  */
 LLAMA_SERVER_API llama_error_t llama_server_get_status(void * server_handle,

@@ -35,8 +35,8 @@ def main(argv=None) -> int:
     bn.add_argument("--threads", type=int, help="n_threads / -t (default 2)")
     bn.add_argument("--phases", default="gen,engine,embed", help="subset of gen,engine,embed")
     bn.add_argument("--no-build", action="store_true", help="use the binaries already in build/")
-    bn.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active", "default"],
-                    help="OMP_WAIT_POLICY of every process (default passive: see bench_procs.ENV)")
+    bn.add_argument("--omp-wait-policy", default="default", choices=["passive", "active", "default"],
+                    help="OMP_WAIT_POLICY of every process (default: left as users get it; see bench_procs.ENV)")
     bn.add_argument("--out", help="results folder (default bench-results/)")
     bc = sub.add_parser("bench-cpu", help="the portable build against a native build on this machine")
     bc.add_argument("--repeats", type=int, default=3, help="rounds (median taken)")

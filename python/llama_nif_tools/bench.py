@@ -151,7 +151,7 @@ def run_embeddings(plan: Plan, out: Path, res: dict) -> None:
 
 
 def main(plan: Plan, skip_build: bool = False, phases: str = "gen,engine,embed",
-         omp_wait_policy: str = "passive", out: Path | None = None) -> int:
+         omp_wait_policy: str = "default", out: Path | None = None) -> int:
     t_start = time.monotonic()
     bench_procs.set_omp_wait_policy(omp_wait_policy)
     out = out or paths.ROOT / "bench-results"

@@ -18,10 +18,12 @@ from . import paths
 BIN = paths.BUILD / "bin"
 
 # Environment of every process started here. libgomp's wait policy decides who wins on a busy
-# machine: with the default (spin ~300k rounds between graphs) llama-server's two OpenMP
-# threads spin while its main thread samples, and lose 5-10x when other jobs share the cores;
-# our processes have two OpenMP masters (load thread + driver thread), so libgomp throttles
-# their spinning by itself. set_omp_wait_policy() makes it the same for every column.
+# machine: with the default (spin ~300k rounds between graphs) the OpenMP workers of a process
+# spin while its main thread samples, which is fastest on a quiet machine and 5-10x slower when
+# other jobs share the cores; passive makes them sleep. The default is what users get, so the
+# bench runs with it unless told otherwise; set_omp_wait_policy() makes it the same for every
+# column. (Before our load moved to a thread of its own, a second OpenMP team left behind by
+# the load made libgomp throttle our spinning, and we lost 20% to llama-server here.)
 ENV = dict(os.environ)
 
 
