@@ -196,7 +196,7 @@ def test_every_way_a_task_ends_frees_its_place(make_server):
         wait_dispatched(s, t)
         s.cancel(t)                                                    # cancelled running
         with pytest.raises(LlamaError):                                # fails in the core
-            s.run(0, "completion", {"prompt": "x", "grammar": "root ::= ("})
+            s.run(0, "completion", {"prompt": "hello " * 1500, "n_predict": 4})
         for _ in s.stream(0, {"prompt": "1, 2,", "n_predict": 50, "ignore_eos": True}):
             break                                                      # stream stopped
         ses = s.create_session()

@@ -151,7 +151,7 @@ RAW = {
     "token_ids_negative": (b'{"prompt": [-5, 12], "n_predict": 2}', {E("INVALID_ARGUMENT")}),
     "logit_bias_bad_token": (b'{"prompt": "x", "n_predict": 2, "logit_bias": [[999999999, 1.0]]}',
                              {OK, E("INVALID_ARGUMENT")}),
-    "bad_grammar": (b'{"prompt": "x", "n_predict": 2, "grammar": "root ::= ("}', {OK, E("INVALID_ARGUMENT")}),
+    "bad_grammar": (b'{"prompt": "x", "n_predict": 2, "grammar": "root ::= ("}', {E("INVALID_ARGUMENT")}),
     "bad_json_schema": (b'{"prompt": "x", "n_predict": 2, "json_schema": {"type": 5}}',
                         {OK, E("INVALID_ARGUMENT")}),
     "empty_breakers": (b'{"prompt": "x", "n_predict": 2, "dry_sequence_breakers": []}',

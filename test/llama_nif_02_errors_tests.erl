@@ -122,10 +122,11 @@ core_refuses(S) ->
     ?INVALID(llama_nif:create_task(S, 0, chat, #{messages => []})),
     ?INVALID(llama_nif:create_task(S, 0, chat, #{messages => [#{content => <<"no role">>}]})),
     ?INVALID(llama_nif:create_task(S, 0, completion, #{prompt => <<"x">>, top_p => 2.0})),
-    %% a bad grammar is only found when the slot starts: the task ends in an error
-    {ok, T} = llama_nif:create_task(S, 0, completion, #{prompt => <<"x">>, grammar => <<"root ::= (">>}),
-    ?assertMatch({error, {inference_failed, <<"Failed to initialize samplers", _/binary>>}},
-                 llama_nif:get_result(S, T, 30000)),
+    %% a bad grammar is parsed by create_task itself
+    ?INVALID(llama_nif:create_task(S, 0, completion, #{prompt => <<"x">>, grammar => <<"root ::= (">>})),
+    %% a prompt beyond the slot's context is found when the slot starts: the task ends in an error
+    {ok, T} = llama_nif:create_task(S, 0, completion, #{prompt => binary:copy(<<"hello ">>, 1500), n_predict => 4}),
+    ?assertMatch({error, {inference_failed, _}}, llama_nif:get_result(S, T, 30000)),
     ?assertMatch({error, {not_supported, _}}, llama_nif:create_task(S, 0, embedding, #{content => <<"x">>})).
 
 not_a_server(_S) ->

@@ -100,7 +100,8 @@ nothing_after_the_end(S) ->
           receive {_, T, _} = Late -> error({late_message, Late}) after 0 -> ok end
       end, lists:seq(1, 25)).
 
-%% A failure inside the core (bad grammar, found when the slot starts) ends the stream.
+%% A failure inside the core (a prompt beyond the slot's context, found when the slot
+%% starts) ends the stream.
 stream_error(S) ->
-    {ok, T} = llama_nif:stream_task(S, 0, completion, #{prompt => <<"x">>, grammar => <<"root ::= (">>}),
+    {ok, T} = llama_nif:stream_task(S, 0, completion, #{prompt => binary:copy(<<"hello ">>, 1500), n_predict => 4}),
     ?assertMatch({error, {inference_failed, _}, []}, drain(T)).

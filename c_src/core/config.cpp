@@ -25,8 +25,16 @@ ServerConfig parse_server_config(const char * text) {
     if (c.n_ctx != 0 && c.n_ctx < 64) {
         fail(LLAMA_ERROR_INVALID_ARGUMENT, "'n_ctx' in server config must be 0 (model default) or >= 64");
     }
-    c.n_batch          = get_int(j, "n_batch", c.n_batch, 1, 1 << 20, SERVER);
+    // at least 2: llama.cpp's warmup decodes two tokens in one batch (n_batch 1 aborted in
+    // common_batch::get_sub_batch)
+    c.n_batch          = get_int(j, "n_batch", c.n_batch, 2, 1 << 20, SERVER);
     c.n_ubatch         = get_int(j, "n_ubatch", std::min(c.n_ubatch, c.n_batch), 1, 1 << 20, SERVER);
+    // llama.cpp sizes its output buffers by n_batch and asserts that every sequence fits
+    // (llama-context.cpp: n_outputs_max <= n_batch): each slot may output in one batch
+    if (c.n_batch < c.n_parallel) {
+        fail(LLAMA_ERROR_INVALID_ARGUMENT, "'n_batch' (" + std::to_string(c.n_batch) + ") in server config must be at least "
+             "'n_parallel' (" + std::to_string(c.n_parallel) + "): every slot may need an output in one batch");
+    }
     c.n_threads        = get_int(j, "n_threads", c.n_threads, 1, 1024, SERVER);   // absent: all cores
     c.n_threads_batch  = get_int(j, "n_threads_batch", c.n_threads_batch, 1, 1024, SERVER);
     c.n_gpu_layers     = get_int(j, "n_gpu_layers", c.n_gpu_layers, -1, 100000, SERVER);
@@ -104,6 +112,18 @@ void to_common_params(const ServerConfig & sc, const ModelConfig & mc, const std
     p.kv_unified        = false;                      // so that every slot gets exactly n_ctx
     p.n_batch           = sc.n_batch;
     p.n_ubatch          = std::min(sc.n_ubatch, sc.n_batch);
+    if (mc.embedding && p.n_ubatch < p.n_batch) {
+        // an encoder takes each input whole in one micro-batch (llama.cpp asserts n_ubatch >=
+        // n_tokens), so, as llama-server does, n_batch becomes n_ubatch
+        log(LLAMA_SERVER_LOG_WARN, "embedding model: n_batch %d > n_ubatch %d, using n_batch = n_ubatch\n",
+            p.n_batch, p.n_ubatch);
+        p.n_batch = p.n_ubatch;
+        if (p.n_batch < sc.n_parallel) {
+            fail(LLAMA_ERROR_INVALID_ARGUMENT, "'n_ubatch' (" + std::to_string(p.n_ubatch) + ") in server config must be at "
+                 "least 'n_parallel' (" + std::to_string(sc.n_parallel) + ") for an embedding model: its n_batch becomes "
+                 "n_ubatch, and every slot may need an output in one batch");
+        }
+    }
     p.cpuparams.n_threads       = sc.n_threads > 0 ? sc.n_threads : cores;
     p.cpuparams_batch.n_threads = sc.n_threads_batch > 0 ? sc.n_threads_batch : p.cpuparams.n_threads;
     postprocess_cpu_params(p.cpuparams, nullptr);

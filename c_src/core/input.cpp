@@ -3,6 +3,7 @@
 #include "input.h"
 #include "json_check.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -202,15 +203,56 @@ const char * task_kind_name(TaskKind k) {
     return "?";
 }
 
+// Deepest nesting of ( ) in a GBNF grammar, outside string literals and character classes.
+// llama.cpp's grammar parser recurses once per level: 30,000 levels overflowed the loop
+// thread's stack, and a caller's (an Erlang dirty scheduler's) is smaller still.
+int grammar_nesting_depth(const std::string & g) {
+    int depth = 0, deepest = 0;
+    for (size_t i = 0; i < g.size(); i++) {
+        const char c = g[i];
+        if (c == '"' || c == '[') {   // skip a literal or a class, with its escapes
+            const char end = c == '"' ? '"' : ']';
+            for (i++; i < g.size() && g[i] != end; i++) {
+                if (g[i] == '\\') i++;
+            }
+        } else if (c == '#') {        // a comment runs to the end of the line
+            while (i < g.size() && g[i] != '\n') i++;
+        } else if (c == '(') {
+            deepest = std::max(deepest, ++depth);
+        } else if (c == ')') {
+            depth--;
+        }
+    }
+    return deepest;
+}
+
+void check_grammar_depth(const json & obj, const char * what) {
+    if (obj.contains("grammar") && obj.at("grammar").is_string() &&
+        grammar_nesting_depth(obj.at("grammar").get<std::string>()) > MAX_GRAMMAR_DEPTH) {
+        fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string("'grammar' in ") + what + " nests parentheses deeper than " +
+             std::to_string(MAX_GRAMMAR_DEPTH) + " levels");
+    }
+}
+
+json without_nulls(const json & obj) {
+    json out = json::object();
+    for (const auto & item : obj.items()) {
+        if (!item.value().is_null()) out[item.key()] = item.value();
+    }
+    return out;
+}
+
 void validate_task_input(TaskKind kind, const json & input) {
     static const std::map<std::string, Spec> prompt_key = {{"prompt", {T::any}}};
     switch (kind) {
         case TaskKind::completion:
             check_against(input, "completion input", {&generation_keys(), &prompt_key});
+            check_grammar_depth(input, "completion input");
             check_prompt(input);
             break;
         case TaskKind::chat:
             check_against(input, "chat input", {&generation_keys(), &chat_only_keys()});
+            check_grammar_depth(input, "chat input");
             check_messages(input, true);
             break;
         case TaskKind::embedding:
@@ -236,6 +278,7 @@ void validate_session_config(const json & cfg) {
         {"tools", {T::arr}}, {"chat_template_kwargs", {T::obj}}, {"reasoning_format", {T::str}},
     };
     check_against(cfg, "session config", {&session_keys, &generation_keys()});
+    check_grammar_depth(cfg, "session config");
     if (cfg.contains("stream")) {
         fail(LLAMA_ERROR_INVALID_ARGUMENT, "'stream' cannot be a session default");
     }

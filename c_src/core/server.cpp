@@ -118,9 +118,11 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
 
 // ---- sessions --------------------------------------------------------------------------------
 
-int Server::create_session(const json & cfg) {
+int Server::create_session(const json & given) {
     if (!loaded_) fail(LLAMA_ERROR_MODEL_NOT_LOADED, "load a model before creating sessions");
+    const json cfg = without_nulls(given);   // null = not given
     validate_session_config(cfg);
+    check_grammar(cfg, "session config");
     Session s;
     s.config = cfg;
     s.defaults = session_task_defaults(cfg);
@@ -165,6 +167,20 @@ void Server::close_session(int session_id) {
 
 // ---- tasks -----------------------------------------------------------------------------------
 
+// A task's or session's own "grammar" is parsed now, on the caller's thread (its nesting
+// was bounded by validation), so that a bad grammar fails the call and not the task later.
+void Server::check_grammar(const json & obj, const char * what) const {
+    if (!obj.contains("grammar") || !obj.at("grammar").is_string()) return;
+    const std::string g = obj.at("grammar").get<std::string>();
+    if (g.empty()) return;
+    llama_sampler * smpl = llama_sampler_init_grammar(core_->vocab, g.c_str(), "root");
+    if (!smpl) {
+        fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string("'grammar' in ") + what +
+             " is not a valid GBNF grammar with a 'root' rule (llama.cpp's parser logged why)");
+    }
+    llama_sampler_free(smpl);
+}
+
 void Server::check_supported(TaskKind kind) const {
     const bool embd_task = kind == TaskKind::embedding || kind == TaskKind::rerank;
     if (embd_task && !core_->embedding) {
@@ -185,19 +201,17 @@ void Server::check_supported(TaskKind kind) const {
     }
 }
 
-int Server::create_task(int session_id, TaskKind kind, const json & input, bool stream,
+int Server::create_task(int session_id, TaskKind kind, const json & given, bool stream,
                         std::shared_ptr<TaskListener> listener) {
     if (!loaded_) fail(LLAMA_ERROR_MODEL_NOT_LOADED, "load a model before creating tasks");
     if (stopping_) fail(LLAMA_ERROR_CANCELLED, "the server is shutting down");
+    auto t = std::make_shared<Task>();
+    t->input = without_nulls(given);   // null = not given, for every key, from here on
+    const json & input = t->input;
     validate_task_input(kind, input);
     check_supported(kind);
-
-    auto t = std::make_shared<Task>();
+    check_grammar(input, "task input");
     t->kind = kind;
-    t->input = json::object();
-    for (const auto & item : input.items()) {
-        if (!item.value().is_null()) t->input[item.key()] = item.value();   // null = not given
-    }
     t->stream = stream;
     t->listener = std::move(listener);
     t->created = Clock::now();

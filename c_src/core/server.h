@@ -186,6 +186,7 @@ class Server {
     int  pick_slot(const Session * s) const;
     void move_to_similar_slot(const TaskPtr & t, server_task & task);
     void check_supported(TaskKind kind) const;
+    void check_grammar(const json & obj, const char * what) const;
     void validate_with_core(TaskKind kind, const json & data) const;
     void check_token_ids(const json & input) const;   // completion: ids inside the vocabulary
     json merged_input(const Task & t, const Session * s) const;

@@ -117,7 +117,10 @@ LLAMA_SERVER_API void llama_server_set_log(int min_level, llama_server_log_callb
  * @param config_json   [in]  JSON object or NULL for defaults. Keys (all optional):
  *   n_parallel (int, 1..256, default 4): slots, i.e. sequences decoded together
  *   n_ctx (int, 0 or 64..1048576, default 4096): context PER SLOT (0 = model's training ctx)
- *   n_batch (int, 1.., default 512), n_ubatch (int, default 512)
+ *   n_batch (int, 2.., at least n_parallel, default 512), n_ubatch (int, default 512; at most
+ *     n_batch). For an embedding model n_batch becomes n_ubatch (an encoder takes each input in
+ *     one micro-batch), which must then be at least n_parallel: else load_model fails with
+ *     LLAMA_ERROR_INVALID_ARGUMENT
  *   n_threads (int, 1..1024, default: number of cores), n_threads_batch (1..1024, default n_threads)
  *   n_gpu_layers (int, -1 = all), flash_attn (bool), cont_batching (bool, default true)
  *   timeout_read (seconds, default 600): unfetched finished results are dropped after this
@@ -198,10 +201,12 @@ LLAMA_SERVER_API llama_error_t llama_server_close_session(void * server_handle, 
  * @param task_type  [in] "completion" (input as llama.cpp's /completion: prompt, n_predict,
  *   temperature, stop, ...), "chat" (as /v1/chat/completions: messages, max_tokens or
  *   n_predict, ...), "embedding" (content: string or array), "rerank" (query, documents, top_n)
- * @param input_json [in] JSON object. Validated here: unknown keys and wrong types fail now.
+ * @param input_json [in] JSON object. Validated here: unknown keys and wrong types fail now;
+ *   a null value means the key is not given. A "grammar" (GBNF, with a "root" rule, nesting
+ *   parentheses at most 100 deep) is parsed here too.
  * @param task_id    [out] the new id (> 0)
  * @return LLAMA_SUCCESS; LLAMA_ERROR_INVALID_ARGUMENT (NULL, bad JSON, unknown task type or
- *   key); LLAMA_ERROR_SESSION_NOT_FOUND; LLAMA_ERROR_MODEL_NOT_LOADED;
+ *   key, a grammar that does not parse); LLAMA_ERROR_SESSION_NOT_FOUND; LLAMA_ERROR_MODEL_NOT_LOADED;
  *   LLAMA_ERROR_NOT_SUPPORTED (task type the loaded model cannot do);
  *   LLAMA_ERROR_SERVER_BUSY (max_queued_tasks unfinished tasks already).
  */
@@ -226,8 +231,7 @@ LLAMA_SERVER_API llama_error_t llama_server_create_task(void * server_handle,
  *         LLAMA_ERROR_CANCELLED: the task ended without success; the buffer holds
  *         {"error": {"code": <llama_error_t>, "type":..., "message":...}}; a cancelled
  *         generation task also carries "content" (the text generated before the cancel) and
- *         "tokens_predicted". The id is released. A bad "grammar" is only detected when the
- *         task starts: it fails here with LLAMA_ERROR_INFERENCE_FAILED.
+ *         "tokens_predicted". The id is released. (A bad "grammar" fails create_task.)
  *         LLAMA_ERROR_TASK_NOT_FOUND; LLAMA_ERROR_INVALID_ARGUMENT.
  */
 LLAMA_SERVER_API llama_error_t llama_server_get_result(void * server_handle,

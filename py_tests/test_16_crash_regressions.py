@@ -1,0 +1,147 @@
+"""Inputs that once killed the process (issue 9's fuzzing), each run in a child process so that
+a regression fails its own test instead of the whole suite: the child must survive and give a
+clear error code (or a result), never an abort or a signal."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from helpers import CODES, MODEL_PATH
+from llama_nif_tools import embed_models, paths
+
+pytestmark = pytest.mark.model
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, {python!r})
+    from llama_nif_tools.binding import LlamaError, Server
+    steps = json.loads(sys.stdin.read())
+    out, s = [], None
+    for op, *args in steps:
+        try:
+            if op == "init":
+                s = Server(args[0]); r = None
+            elif op == "load":
+                s.load_model(args[0], args[1]); r = None
+            elif op == "session":
+                r = s.create_session(args[0]).id
+            elif op == "run":
+                r = s.run(0, args[0], args[1], 120000)
+            out.append([op, 0, r])
+        except LlamaError as e:
+            out.append([op, e.code, e.detail])
+            if op in ("init", "load"):
+                break
+    print(json.dumps(out))
+""").format(python=str(paths.ROOT / "python"))
+
+
+def run_steps(steps):
+    p = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps(steps), capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, f"the process died ({p.returncode}):\n{p.stderr[-3000:]}"
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def code(name):
+    return CODES["LLAMA_ERROR_" + name]
+
+
+# ---- null means "not given" (was UNKNOWN: json type_error 302) --------------------------------
+
+def test_null_system_prompt_is_not_given():
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "error"}],
+                     ["load", str(MODEL_PATH), None], ["session", {"system_prompt": None}]])
+    assert out[-1][:2] == ["session", 0], out
+
+
+def test_null_encoding_format_is_not_given():
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "error"}],
+                     ["load", str(embed_models.ensure("minilm-l6-v2-f16")), {"embedding": True}],
+                     ["run", "embedding", {"input": ["a", "b"], "encoding_format": None}]])
+    op, rc, r = out[-1]
+    assert rc == 0 and len(r["data"]) == 2, out
+
+
+def test_null_rerank_query_is_a_missing_query():
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "error"}],
+                     ["load", str(embed_models.ensure("tiny-bert-rerank-f32")), {"embedding": True, "pooling": "rank"}],
+                     ["run", "rerank", {"query": None, "texts": ["a"]}]])
+    op, rc, detail = out[-1]
+    assert rc == code("INVALID_ARGUMENT") and "query" in detail, out
+
+
+# ---- config relations llama.cpp asserts on (were GGML_ASSERT / abort in load_model) ----------
+
+QWEN = str(MODEL_PATH)
+
+
+@pytest.mark.parametrize("model", ["tiny-bert-rerank-f32", "qwen"])
+def test_n_batch_below_n_parallel_is_refused_at_init(model):
+    path = QWEN if model == "qwen" else str(embed_models.ensure(model))
+    out = run_steps([["init", {"n_batch": 1, "log_level": "error"}], ["load", path, None]])
+    assert out[0][:2] == ["init", code("INVALID_ARGUMENT")] and "n_batch" in out[0][2], out
+    out = run_steps([["init", {"n_batch": 3, "n_parallel": 4, "log_level": "error"}], ["load", path, None]])
+    assert out[0][:2] == ["init", code("INVALID_ARGUMENT")], out
+    assert "'n_batch' (3)" in out[0][2] and "'n_parallel' (4)" in out[0][2], out
+
+
+def test_n_batch_of_one_is_refused_even_with_one_slot():
+    # was: common.cpp get_sub_batch "failed to add token 0 at index 1" (abort) in the warmup
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "n_batch": 1, "n_ubatch": 8, "log_level": "error"}],
+                     ["load", QWEN, None]])
+    assert out[0][:2] == ["init", code("INVALID_ARGUMENT")] and "n_batch" in out[0][2], out
+    # the smallest batch that is accepted works
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "n_batch": 2, "log_level": "error"}],
+                     ["load", QWEN, None], ["run", "completion", {"prompt": "Hello", "n_predict": 3}]])
+    assert out[-1][1] == 0, out
+
+
+@pytest.mark.parametrize("cfg", [{"n_batch": 8, "n_ubatch": 1}, {"n_ubatch": 1}, {"n_ubatch": 2, "n_parallel": 3}])
+@pytest.mark.parametrize("model,mcfg", [("minilm-l6-v2-rerank-f16", {"embedding": True, "pooling": "rank"}),
+                                        ("minilm-l6-v2-f16", {"embedding": True})])
+def test_an_embedding_model_with_a_micro_batch_below_the_slots_is_refused_at_load(cfg, model, mcfg):
+    # an encoder takes an input whole in one micro-batch: n_batch becomes n_ubatch (as in
+    # llama-server), which must still hold a token of every slot (was GGML_ASSERT in load)
+    out = run_steps([["init", {**cfg, "log_level": "error"}], ["load", str(embed_models.ensure(model)), mcfg]])
+    assert out[-1][:2] == ["load", code("INVALID_ARGUMENT")], out
+    assert "n_ubatch" in out[-1][2] and "n_parallel" in out[-1][2], out
+
+
+def test_an_embedding_model_with_a_smaller_micro_batch_works():
+    out = run_steps([["init", {"n_parallel": 2, "n_batch": 512, "n_ubatch": 64, "log_level": "error"}],
+                     ["load", str(embed_models.ensure("minilm-l6-v2-f16")), {"embedding": True}],
+                     ["run", "embedding", {"input": ["a short text", "another one"]}]])
+    assert out[-1][1] == 0 and len(out[-1][2]["data"]) == 2, out
+
+
+# ---- grammars: nesting bounded, parsed by create_task ----------------------------------------
+
+def nested_grammar(levels):
+    return "root ::= " + "(" * levels + '"a"' + ")" * levels
+
+
+def test_a_deeply_nested_grammar_is_refused_by_create_task_not_a_crash():
+    # 100,000 levels overflowed the loop thread's stack in llama.cpp's grammar parser
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "error"}], ["load", QWEN, None],
+                     ["run", "chat", {"messages": [{"role": "user", "content": "x"}], "n_predict": 2,
+                                      "grammar": nested_grammar(100000)}],
+                     ["session", {"grammar": nested_grammar(101)}],
+                     ["run", "completion", {"prompt": "x", "n_predict": 2, "grammar": nested_grammar(100)}]])
+    assert out[2][:2] == ["run", code("INVALID_ARGUMENT")] and "100 levels" in out[2][2], out
+    assert out[3][:2] == ["session", code("INVALID_ARGUMENT")], out
+    assert out[4][1] == 0 and out[4][2]["content"].startswith("a"), out   # 100 levels: allowed, and obeyed
+
+
+def test_a_bad_grammar_fails_create_task():
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "error"}], ["load", QWEN, None],
+                     ["run", "completion", {"prompt": "x", "n_predict": 2, "grammar": "root ::= ("}],
+                     ["run", "completion", {"prompt": "x", "n_predict": 2, "grammar": 'start ::= "a"'}],
+                     ["session", {"grammar": "root ::= [a-"}]])
+    assert [o[:2] for o in out[2:]] == [["run", code("INVALID_ARGUMENT")], ["run", code("INVALID_ARGUMENT")],
+                                        ["session", code("INVALID_ARGUMENT")]], out
+    assert "grammar" in out[2][2]
