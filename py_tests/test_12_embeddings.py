@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import E
+from helpers import E, wait_until
 from llama_nif_tools import embed_models
 from llama_nif_tools.binding import LlamaError, Server
 
@@ -124,6 +124,21 @@ def test_generation_tasks_on_an_embedding_model_are_not_supported(embedder):
         with pytest.raises(LlamaError) as e:
             embedder.create_task(0, kind, inp)
         assert e.value.code == E("NOT_SUPPORTED"), kind
+
+
+def test_cancelling_a_huge_task_leaves_the_server_serving(embedder):
+    # 20,000 inputs go to the core a window at a time: the cancel drops the rest (it took
+    # 30 s when all were queued in llama.cpp, which scans its queue once per cancelled id)
+    tid = embedder.create_task(0, "embedding", {"input": [f"text {i}" for i in range(20000)]})
+    wait_until(lambda: embedder.status()["tasks"]["running"] == 1, "the task to start")
+    embedder.cancel(tid)
+    with pytest.raises(LlamaError) as ei:
+        embedder.get_result(tid, 1000)
+    assert ei.value.code == E("CANCELLED")   # 20,000 inputs take minutes: it was still running
+    st = embedder.status()
+    assert st["tasks"]["queued"] == st["tasks"]["running"] == 0
+    vecs = vectors(embedder.run(0, "embedding", {"content": ["after the cancel", "still works"]}))
+    assert len(vecs) == 2
 
 
 def test_many_threads_and_sessions_share_the_slots(embedder):

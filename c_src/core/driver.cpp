@@ -232,6 +232,8 @@ void Server::handle_result(const TaskPtr & t, std::unique_ptr<server_task_result
             t->parts.clear();
             done_on_core();
             finish(t, LLAMA_SUCCESS, std::move(out), false, notify);
+        } else {
+            feed_pooled(t);
         }
     } else if (auto * f = dynamic_cast<server_task_result_cmpl_final *>(res.get())) {
         std::vector<std::string> chunks;

@@ -4,6 +4,7 @@
 #include "core.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace lls {
 
@@ -76,12 +77,29 @@ std::unique_ptr<PreTokenized> Server::tokenize_pooled_inputs(TaskKind kind, cons
     return pre;
 }
 
+// Inputs go to the core a window at a time, topped up as results come back (feed_pooled):
+// llama.cpp scans its whole queue for every cancel, so 20,000 queued inputs made a cancel
+// take 30 s; with a window it touches at most that many, and the slots stay just as busy.
+size_t Server::pooled_window() const { return std::max<size_t>(16, 4 * (size_t) cfg_.n_parallel); }
+
 void Server::post_pooled(const TaskPtr & t) {
+    t->parts.assign(t->pre->inputs.size(), json());
+    t->n_parts_done = 0;
+    t->next_part = 0;
+    feed_pooled(t);
+}
+
+void Server::feed_pooled(const TaskPtr & t) {
+    const size_t in_flight = t->next_part - t->n_parts_done;
+    const size_t n = std::min(t->pre->inputs.size() - t->next_part, pooled_window() - std::min(in_flight, pooled_window()));
+    if (n == 0) return;
     std::vector<server_task> tasks;
-    tasks.reserve(t->pre->inputs.size());
+    tasks.reserve(n);
+    std::unordered_set<int> ids;
     const bool oai = t->input.contains("input") || t->input.value("oaicompat", false);
     const int normalize = t->input.value("embd_normalize", core_->params.embd_normalize);
-    for (size_t i = 0; i < t->pre->inputs.size(); i++) {
+    for (size_t k = 0; k < n; k++) {
+        const size_t i = t->next_part++;
         server_task task(t->kind == TaskKind::embedding ? SERVER_TASK_TYPE_EMBEDDING : SERVER_TASK_TYPE_RERANK);
         task.id = core_->tasks().get_new_id();
         task.index = i;
@@ -90,12 +108,10 @@ void Server::post_pooled(const TaskPtr & t) {
         task.params.embd_normalize = normalize;
         t->core_ids.push_back(task.id);
         by_core_id_[task.id] = t;
+        ids.insert(task.id);
         tasks.push_back(std::move(task));
     }
-    t->pre->inputs.clear();
-    t->parts.assign(tasks.size(), json());
-    t->n_parts_done = 0;
-    core_->results().add_waiting_task_ids(std::unordered_set<int>(t->core_ids.begin(), t->core_ids.end()));
+    core_->results().add_waiting_task_ids(ids);
     core_->tasks().post(std::move(tasks));
 }
 

@@ -70,6 +70,7 @@ struct Task {
     unsigned long long ready_version = 0;
     std::vector<json> parts;                    // embedding/rerank results by input index
     size_t n_parts_done = 0;
+    size_t next_part = 0;                       // inputs handed to the core so far
     int  slot = -1;
     std::unique_ptr<task_result_state> chat_state;
     json new_messages;               // chat: the turn(s) this task adds to its session
@@ -173,6 +174,8 @@ class Server {
     std::string embedding_result(const Task & t) const;         // embedding.cpp
     std::unique_ptr<PreTokenized> tokenize_pooled_inputs(TaskKind kind, const json & input) const;
     void post_pooled(const TaskPtr & t);                        // embedding/rerank: no slot
+    void feed_pooled(const TaskPtr & t);                        // top its window of inputs up
+    size_t pooled_window() const;
     void expire(std::vector<std::function<void()>> & notify);
     void wake();
 
