@@ -79,7 +79,7 @@ std::unique_ptr<PreTokenized> Server::tokenize_pooled_inputs(TaskKind kind, cons
 
 // Inputs go to the core a window at a time, topped up as results come back (feed_pooled):
 // llama.cpp scans its whole queue for every cancel, so 20,000 queued inputs made a cancel
-// take 30 s; with a window it touches at most that many, and the slots stay just as busy.
+// take 23-32 s; with a window it touches at most that many, and the slots stay just as busy.
 size_t Server::pooled_window() const { return std::max<size_t>(16, 4 * (size_t) cfg_.n_parallel); }
 
 void Server::post_pooled(const TaskPtr & t) {
