@@ -120,6 +120,11 @@ status_info(S) ->
     ?assertMatch(#{<<"state">> := <<"ready">>, <<"n_parallel">> := 2,
                    <<"slots">> := [#{<<"busy">> := _}, #{<<"busy">> := _}],
                    <<"model">> := #{<<"n_vocab">> := _}}, St),
+    %% what runs: the CPU variant picked for this machine, from those built in
+    #{<<"backend">> := #{<<"cpu_variant">> := Variant, <<"cpu_build">> := <<"portable">>,
+                         <<"cpu_variants_built">> := [<<"haswell">> | _] = Built,
+                         <<"system_info">> := <<"CPU : ", _/binary>>}} = St,
+    ?assert(lists:member(Variant, Built)),
     {ok, Sid} = llama_nif:create_session(S, #{}),
     {ok, Info} = llama_nif:session_info(S, Sid),
     ?assertMatch(#{<<"task_count">> := 0, <<"running_task">> := null}, Info),
