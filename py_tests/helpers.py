@@ -3,6 +3,7 @@ error codes by short name, and waits on the server's own state."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 from llama_nif_tools import paths, pins
@@ -102,3 +103,10 @@ def let_tokens_flow(server, k: int = 3):
             if n >= k:
                 break
     assert n >= k, "the clock stream ended early"
+
+
+def sh(cmd, **kw) -> str:
+    """Run a command (e.g. a compiler, nm, objdump); its stdout, asserting it succeeded."""
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw)
+    assert p.returncode == 0, f"{' '.join(map(str, cmd))} -> {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    return p.stdout

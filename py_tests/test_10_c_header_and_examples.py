@@ -3,11 +3,10 @@ symbols are exported, and the design document's two examples build and run uncha
 import json
 import os
 import re
-import subprocess
 
 import pytest
 
-from helpers import CODES, HEADER, LIB_DIR, MODEL_PATH, ROOT, ffi, lib
+from helpers import CODES, HEADER, LIB_DIR, MODEL_PATH, ROOT, ffi, lib, sh
 
 HERE = os.path.dirname(__file__)
 INCLUDE = str(HEADER.parent)
@@ -19,11 +18,6 @@ SEED_CODES = {"LLAMA_SUCCESS": 0, "LLAMA_ERROR_INVALID_ARGUMENT": 1, "LLAMA_ERRO
               "LLAMA_ERROR_SESSION_NOT_FOUND": 5, "LLAMA_ERROR_SERVER_BUSY": 6, "LLAMA_ERROR_TIMEOUT": 7,
               "LLAMA_ERROR_UNKNOWN": 99}
 
-
-def sh(cmd, **kw):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw)
-    assert p.returncode == 0, f"{' '.join(map(str, cmd))} -> {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
-    return p.stdout
 
 
 def header_macros():

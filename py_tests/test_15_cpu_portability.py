@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CODES, HEADER, LIB_DIR, ROOT
+from helpers import CODES, HEADER, LIB_DIR, ROOT, sh
 from llama_nif_tools import embed_models
 
 HERE = Path(__file__).parent
@@ -38,11 +38,6 @@ VARIANT_FLAGS = {
     "icelake": V3 + AVX512 + ["avx512vbmi", "avx512_vnni"],
     "zen4": V3 + AVX512 + ["avx512vbmi", "avx512_vnni", "avx512_bf16"],
 }
-
-def sh(cmd, **kw):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=kw.pop("timeout", 600), **kw)
-    assert p.returncode == 0, f"{' '.join(map(str, cmd))} -> {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
-    return p.stdout
 
 
 @pytest.fixture(scope="module")

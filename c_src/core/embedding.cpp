@@ -91,8 +91,8 @@ void Server::post_pooled(const TaskPtr & t) {
 
 void Server::feed_pooled(const TaskPtr & t) {
     const size_t in_flight = t->next_part - t->n_parts_done;
-    const size_t n = std::min(t->pre->inputs.size() - t->next_part, pooled_window() - std::min(in_flight, pooled_window()));
-    if (n == 0) return;
+    if (in_flight >= pooled_window() || t->next_part == t->pre->inputs.size()) return;
+    const size_t n = std::min(t->pre->inputs.size() - t->next_part, pooled_window() - in_flight);
     std::vector<server_task> tasks;
     tasks.reserve(n);
     std::unordered_set<int> ids;

@@ -9,7 +9,7 @@
 #include <cpuid.h>
 #include <cstdint>
 #include <cstdlib>
-#include <mutex>
+#include <string>
 
 namespace lls::cpu {
 namespace {

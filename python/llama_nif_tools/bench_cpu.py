@@ -52,19 +52,19 @@ def main(repeats: int = 3, n_predict: int = 64, skip_build: bool = False, out: P
     # what each column runs, from its own status
     variants = {name: w.cmd("status").get("backend", {}).get("cpu_variant", "?") for name, w in cols.items()}
     say(f"CPU variants: {variants}")
-    tests = [("gen K=1", f"gen 1 {n_predict}", SHORT_PROMPT, bench_report.tok_s),
-             ("gen K=4", f"gen 4 {n_predict}", SHORT_PROMPT, bench_report.tok_s),
-             ("prompt ~500 tok", "gen 1 1", LONG_PROMPT, _prompt_tok_s)]
+    # label, sessions, tokens each, prompt, what to read off the result
+    tests = [("gen K=1", 1, n_predict, SHORT_PROMPT, bench_report.tok_s),
+             ("gen K=4", 4, n_predict, SHORT_PROMPT, bench_report.tok_s),
+             ("prompt ~500 tok", 1, 1, LONG_PROMPT, _prompt_tok_s)]
     res: dict = {name: {t[0]: [] for t in tests} for name in cols}
     try:
         for w in cols.values():
             w.cmd(f"gen 4 8 warm {SHORT_PROMPT}")
         for rep in range(repeats):
             order = list(cols) if rep % 2 == 0 else list(cols)[::-1]
-            for label, cmd, text, measure in tests:
+            for label, k, n, text, measure in tests:
                 for name in order:
-                    op, k, n = cmd.split()
-                    r = cols[name].cmd(f"{op} {k} {n} c{rep}{label[:3]}{name[:2]} {text}")
+                    r = cols[name].cmd(f"gen {k} {n} c{rep}{label[:3]}{name[:2]} {text}")
                     v = measure(r)
                     res[name][label].append(v)
                     say(f"  rep {rep + 1}/{repeats} {label:16s} {name:9s} {v:8.1f} tok/s" if v else f"  {name}: {r}")
