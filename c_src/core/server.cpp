@@ -6,6 +6,7 @@
 #include "llama.h"
 
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <pthread.h>
 
@@ -33,7 +34,8 @@ Server::CallGuard::~CallGuard() {
 
 Server::Server(const ServerConfig & cfg) : cfg_(cfg) {
     // before anything reaches ggml: on a CPU below the baseline this is an error, not a SIGILL
-    if (!cpu::unsupported_reason().empty()) fail(LLAMA_ERROR_NOT_SUPPORTED, cpu::unsupported_reason());
+    const std::string & cpu_unsupported = cpu::unsupported_reason();
+    if (!cpu_unsupported.empty()) fail(LLAMA_ERROR_NOT_SUPPORTED, cpu_unsupported);
     ensure_log_installed();
     static std::once_flag backend_once;
     std::call_once(backend_once, [] { llama_backend_init(); });
@@ -64,24 +66,37 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
     }
     auto core = std::make_unique<Core>();
     to_common_params(cfg_, mc, path, core->params);
-    // Loaded on a thread of its own that ends with the load: llama.cpp's warmup decode makes
-    // an OpenMP team for whichever thread runs it, and a team left on a caller's thread (or a
+    // The loop thread loads the model, then runs the loop. llama.cpp's warmup decode makes an
+    // OpenMP team for whichever thread runs it; a second team left on a caller's thread (or a
     // dirty scheduler) makes libgomp count more threads than cores and throttle the spin-wait
-    // of the loop thread's team: its workers then sleep between tokens (measured: 33 instead
-    // of 43 tokens/s at K = 1 with the default OMP_WAIT_POLICY). A thread of our own also
-    // gives the load a full-size stack.
-    bool loaded = false;
-    std::exception_ptr load_error;
-    std::thread([&] {
-        name_this_thread("llama-load");
+    // of the loop's team, whose workers then sleep between tokens (measured: 33 instead of 43
+    // tokens/s at K = 1 with the default OMP_WAIT_POLICY). One thread also keeps the model's
+    // allocations in one malloc arena, and gives the load a full-size stack.
+    std::promise<bool> load_done;
+    std::future<bool> loaded = load_done.get_future();
+    server_context * ctx = &core->ctx;
+    common_params * params = &core->params;
+    loop_thread_ = std::thread([ctx, params, load_done = std::move(load_done)]() mutable {
+        name_this_thread("llama-loop");
+        bool ok = false;
         try {
-            loaded = core->ctx.load_model(core->params);
+            ok = ctx->load_model(*params);
         } catch (...) {
-            load_error = std::current_exception();
+            load_done.set_exception(std::current_exception());
+            return;
         }
-    }).join();
-    if (load_error) std::rethrow_exception(load_error);
-    if (!loaded) {
+        load_done.set_value(ok);
+        if (ok) ctx->start_loop();
+    });
+    bool ok = false;
+    try {
+        ok = loaded.get();
+    } catch (...) {
+        loop_thread_.join();
+        throw;
+    }
+    if (!ok) {
+        loop_thread_.join();
         fail(LLAMA_ERROR_MODEL_LOAD_FAILED, "llama.cpp could not load '" + path +
              "' (corrupt file, unsupported architecture, or not enough memory)");
     }
@@ -93,11 +108,6 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
     core->rerank = core->params.embedding && core->meta->pooling_type == LLAMA_POOLING_TYPE_RANK;
     core->queues = std::make_unique<server_response_reader>(core->ctx.get_response_reader());
 
-    server_context * ctx = &core->ctx;
-    loop_thread_ = std::thread([ctx] {
-        name_this_thread("llama-loop");
-        ctx->start_loop();
-    });
     {
         // terminate() before start_loop() runs would be lost: wait until the loop answers.
         server_response_reader rd = core->ctx.get_response_reader();

@@ -22,7 +22,7 @@ BIN = paths.BUILD / "bin"
 # spin while its main thread samples, which is fastest on a quiet machine and 5-10x slower when
 # other jobs share the cores; passive makes them sleep. The default is what users get, so the
 # bench runs with it unless told otherwise; set_omp_wait_policy() makes it the same for every
-# column. (Before our load moved to a thread of its own, a second OpenMP team left behind by
+# column. (Before our load moved to the loop thread, a second OpenMP team left behind by
 # the load made libgomp throttle our spinning, and we lost 20% to llama-server here.)
 ENV = dict(os.environ)
 
