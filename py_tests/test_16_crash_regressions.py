@@ -145,3 +145,80 @@ def test_a_bad_grammar_fails_create_task():
     assert [o[:2] for o in out[2:]] == [["run", code("INVALID_ARGUMENT")], ["run", code("INVALID_ARGUMENT")],
                                         ["session", code("INVALID_ARGUMENT")]], out
     assert "grammar" in out[2][2]
+
+
+# ---- chat templates: nesting and recursion bounded (was SIGSEGV in load_model) -------------
+
+TAIL = "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+MSGS = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}" + TAIL
+
+
+def recursion(n):
+    return "{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{% else %}x{% endif %}{% endmacro %}" + MSGS + "{{ f(%d) }}" % n
+
+
+TOO_DEEP = {
+    "recursion without end": ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "macro calls nested deeper than 64"),
+    "recursion 65 deep": (recursion(64), "macro calls nested deeper than 64"),
+    "brackets": (MSGS + "{{ " + "(" * 100000 + "1" + ")" * 100000 + " }}", "nests brackets deeper than 100"),
+    "blocks": ("{% if true %}" * 100000 + MSGS + "{% endif %}" * 100000, "nests blocks deeper than 100"),
+    "elif chain": ("{% if false %}a" + "{% elif false %}b" * 100000 + "{% else %}" + MSGS + "{% endif %}",
+                   "nests blocks deeper than 100"),
+    "operator chain": (MSGS + "{{ 1" + "+1" * 100000 + " }}", "more than 200 operators"),
+}
+
+
+@pytest.mark.parametrize("name", list(TOO_DEEP))
+def test_a_chat_template_nested_or_recursing_too_deep_is_refused_at_load(name):
+    template, why = TOO_DEEP[name]
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "none"}],
+                     ["load", QWEN, {"chat_template": template}]])
+    assert out[-1][:2] == ["load", code("INVALID_ARGUMENT")], out
+    assert out[-1][2].startswith("'chat_template' in model config") and why in out[-1][2], out
+
+
+AT_THE_LIMITS = {
+    "recursion 64 deep": recursion(63),
+    "brackets 100 deep": MSGS + "{{ " + "(" * 100 + "1" + ")" * 100 + " }}",
+    "blocks 100 deep": "{% if true %}" * 99 + MSGS + "{% endif %}" * 99,
+    "200 operators": MSGS + "{{ 1" + "+1" * 199 + " }}",
+}
+
+
+@pytest.mark.parametrize("name", list(AT_THE_LIMITS))
+def test_a_chat_template_at_the_limits_works(name):
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "none"}],
+                     ["load", QWEN, {"chat_template": AT_THE_LIMITS[name]}],
+                     ["run", "chat", {"messages": [{"role": "user", "content": "hi"}], "n_predict": 1}]])
+    assert out[-1][:2] == ["run", 0], out
+
+
+# Each macro template renders (in Python's jinja2 with trim_blocks and lstrip_blocks, as
+# llama.cpp's) exactly as its inline twin: the call-depth counter put into macros must not
+# change a byte of the prompt, whatever whitespace control the macro's tags use.
+MACRO_TWINS = {
+    "dashes": ("{%- macro turn(m) -%}\n  <|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{%- endmacro %}\n"
+               "{% for m in messages %}\n{{ turn(m) }}\n{% endfor %}\n" + TAIL,
+               "{% for m in messages %}\n<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}\n" + TAIL),
+    "plain": ("{% macro turn(m) %}\n    <|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n    {% endmacro %}\n"
+              "{% for m in messages %}{{ turn(m) }}\n{% endfor %}" + TAIL,
+              "{% for m in messages %}    <|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n\n{% endfor %}" + TAIL),
+    "nested": ("{% macro role(m) %}<|im_start|>{{ m.role }}{% endmacro %}\n"
+               "  {%- macro turn(m) -%}\n {{ role(m) }}\n{{ m.content }}<|im_end|>\n {%- endmacro -%}\n\n"
+               "{% for m in messages %}{{ turn(m) }}\n{% endfor %}" + TAIL,
+               "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}" + TAIL),
+}
+
+
+@pytest.mark.parametrize("name", list(MACRO_TWINS))
+def test_the_macro_counter_leaves_the_prompt_unchanged(name):
+    chat = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}],
+            "n_predict": 6, "temperature": 0}
+    seen = []
+    for template in MACRO_TWINS[name]:
+        out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "none"}],
+                         ["load", QWEN, {"chat_template": template}], ["run", "chat", chat]])
+        assert out[-1][:2] == ["run", 0], out
+        r = out[-1][2]
+        seen.append((r["usage"]["prompt_tokens"], r["choices"][0]["message"]["content"]))
+    assert seen[0] == seen[1]

@@ -28,6 +28,9 @@ model_errors_test_() ->
 destroyed_server_test_() ->
     {timeout, 60, fun destroyed_server/0}.
 
+template_limits_test_() ->
+    {timeout, 120, fun template_limits/0}.
+
 config_errors(_S) ->
     ?assertEqual({error, {invalid_argument, <<"unknown key 'x' in server config">>}},
                  llama_nif:init_server(#{x => 1})),
@@ -175,3 +178,29 @@ destroyed_server() ->
     ?assertEqual(Gone, llama_nif:session_info(S, Sid)),
     ?assertEqual(Gone, llama_nif:load_model(S, model(), #{})),
     ?assertEqual(Gone, llama_nif:get_result(S, T, 10)).
+
+%% A chat template at each nesting limit renders in create_task, on a dirty scheduler's small
+%% stack (320 KiB by default, +sssdcpu); one past a limit is refused at load, the VM unharmed.
+template_limits() ->
+    Msgs = <<"{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+             "<|im_start|>assistant\n">>,
+    Rec = fun(N) -> iolist_to_binary(["{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{% else %}x{% endif %}"
+                                      "{% endmacro %}", Msgs, "{{ f(", integer_to_list(N), ") }}"]) end,
+    Nest = fun(Open, Inner, Close, N) -> iolist_to_binary([lists:duplicate(N, Open), Inner, lists:duplicate(N, Close)]) end,
+    AtLimits = [Rec(63),
+                iolist_to_binary([Msgs, "{{ ", Nest("(", "1", ")", 100), " }}"]),
+                Nest("{% if true %}", Msgs, "{% endif %}", 99),
+                iolist_to_binary([Msgs, "{{ 1", lists:duplicate(199, "+1"), " }}"])],
+    [begin
+         {ok, S} = llama_nif:init_server(#{n_parallel => 1, n_ctx => 512, log_level => error}),
+         ok = llama_nif:load_model(S, model(), #{chat_template => T}),
+         {ok, Id} = llama_nif:create_task(S, 0, chat, chat(<<"hi">>, 1)),
+         ?assertMatch({ok, #{<<"choices">> := _}}, llama_nif:get_result(S, Id, 30000)),
+         ok = llama_nif:destroy_server(S)
+     end || T <- AtLimits],
+    {ok, S2} = llama_nif:init_server(#{n_parallel => 1, n_ctx => 512, log_level => none}),
+    ?assertMatch({error, {invalid_argument, <<"'chat_template' in model config cannot be used: ", _/binary>>}},
+                 llama_nif:load_model(S2, model(), #{chat_template => Rec(64)})),
+    ?INVALID(llama_nif:load_model(S2, model(), #{chat_template => iolist_to_binary([Msgs, "{{ 1", lists:duplicate(100000, "+1"), " }}"])})),
+    ok = llama_nif:load_model(S2, model(), #{}),
+    ok = llama_nif:destroy_server(S2).

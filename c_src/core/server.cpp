@@ -1,8 +1,10 @@
 // Server lifecycle, sessions and the task API (caller threads). The driver thread's half
 // is in driver.cpp, request preparation in prepare.cpp, status JSON in status.cpp.
+#include "chat_template_guard.h"
 #include "core.h"
 #include "cpu_select.h"
 
+#include "gguf.h"
 #include "llama.h"
 
 #include <filesystem>
@@ -48,6 +50,56 @@ Server::Server(const ServerConfig & cfg) : cfg_(cfg) {
 
 Server::~Server() { shutdown(); }
 
+// A string key of a GGUF file's metadata, read without loading tensors ("" when absent).
+static std::string gguf_string(const std::string & path, const char * key) {
+    gguf_init_params gp = {/* no_alloc */ true, /* ctx */ nullptr};
+    gguf_context * g = gguf_init_from_file(path.c_str(), gp);
+    if (!g) return std::string();
+    std::string out;
+    const int64_t k = gguf_find_key(g, key);
+    if (k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_STRING) out = gguf_get_val_str(g, k);
+    gguf_free(g);
+    return out;
+}
+
+// The chat template llama.cpp will use (ours, else the model's), checked and guarded
+// before its Jinja engine parses it at load. Returns it ("" when the model has none).
+static std::string guard_template(const std::string & path, common_params & p) {
+    if (!p.chat_template.empty()) {
+        p.chat_template = guard_chat_template(p.chat_template, "'chat_template' in model config");
+        return p.chat_template;
+    }
+    const std::string tool_use = gguf_string(path, "tokenizer.chat_template.tool_use");
+    if (!tool_use.empty()) guard_chat_template(tool_use, "the model's tool_use chat template");
+    const std::string own = gguf_string(path, "tokenizer.chat_template");
+    if (own.empty()) return own;
+    const std::string guarded = guard_chat_template(own, "the model's chat template");
+    if (guarded != own) {
+        p.chat_template = guarded;   // same output, with a macro call-depth counter
+        if (!tool_use.empty()) {
+            log(LLAMA_SERVER_LOG_WARN, "llama_server: the model's chat template defines macros: using it with a call-depth "
+                "counter, for every request (its separate tool_use template is not used)\n");
+        }
+    }
+    return guarded;
+}
+
+// llama.cpp's load fails, saying why only in its log, when the chat template cannot be used
+// (a syntax error, or a render that raises): find out with the steps its load takes.
+static void explain_template_failure(const std::string & tmpl, bool from_config) {
+    if (tmpl.empty()) return;
+    try {
+        auto tmpls = common_chat_templates_init(nullptr, tmpl);
+        common_chat_format_example(tmpls.get(), true, {});
+    } catch (const std::exception & e) {
+        std::string why = e.what();   // the engine's last "Error: " line, without its source excerpt
+        const size_t at = why.rfind("Error: ");
+        if (at != std::string::npos) why = why.substr(at + 7);
+        fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string(from_config ? "'chat_template' in model config" :
+             "the model's chat template") + " cannot be used: " + why);
+    }
+}
+
 void Server::load_model(const std::string & path, const ModelConfig & mc) {
     std::lock_guard<std::mutex> load_lock(load_mu_);   // one load at a time per handle
     if (loaded_ || core_) {
@@ -66,6 +118,7 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
     }
     auto core = std::make_unique<Core>();
     to_common_params(cfg_, mc, path, core->params);
+    const std::string chat_template = guard_template(path, core->params);
     // The loop thread loads the model, then runs the loop. llama.cpp's warmup decode makes an
     // OpenMP team for whichever thread runs it; a second team left on a caller's thread (or a
     // dirty scheduler) makes libgomp count more threads than cores and throttle the spin-wait
@@ -97,6 +150,7 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
     }
     if (!ok) {
         loop_thread_.join();
+        explain_template_failure(chat_template, !mc.chat_template.empty());
         fail(LLAMA_ERROR_MODEL_LOAD_FAILED, "llama.cpp could not load '" + path +
              "' (corrupt file, unsupported architecture, or not enough memory)");
     }

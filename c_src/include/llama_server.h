@@ -148,8 +148,11 @@ LLAMA_SERVER_API llama_error_t llama_server_init(void ** server_handle, const ch
  * @param model_config_json [in] JSON object or NULL. Keys: n_gpu_layers (int), use_mmap (bool),
  *   use_mlock (bool), embedding (bool: load for embedding/rerank instead of generation),
  *   pooling ("none","mean","cls","last","rank"), chat_template (string: a Jinja template or
- *   a built-in template name) .
- * @return LLAMA_SUCCESS; LLAMA_ERROR_INVALID_ARGUMENT (NULL, bad JSON/key/value);
+ *   a built-in template name). A chat template (given, else the model's) may nest brackets
+ *   and blocks at most 100 deep, hold at most 200 operators in one tag, and nest macro calls
+ *   at most 64 deep while rendering (deeper raises a template error, not a stack overflow).
+ * @return LLAMA_SUCCESS; LLAMA_ERROR_INVALID_ARGUMENT (NULL, bad JSON/key/value, a chat
+ *         template beyond those limits or that cannot render a conversation);
  *         LLAMA_ERROR_MODEL_LOAD_FAILED (missing or invalid file, already loaded).
  */
 LLAMA_SERVER_API llama_error_t llama_server_load_model(void * server_handle,
