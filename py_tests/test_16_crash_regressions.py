@@ -164,7 +164,7 @@ TOO_DEEP = {
     "blocks": ("{% if true %}" * 100000 + MSGS + "{% endif %}" * 100000, "nests blocks deeper than 100"),
     "elif chain": ("{% if false %}a" + "{% elif false %}b" * 100000 + "{% else %}" + MSGS + "{% endif %}",
                    "nests blocks deeper than 100"),
-    "operator chain": (MSGS + "{{ 1" + "+1" * 100000 + " }}", "more than 200 operators"),
+    "operator chain": (MSGS + "{{ 1" + "+1" * 100000 + " }}", "more than 150 operators"),
 }
 
 
@@ -181,7 +181,7 @@ AT_THE_LIMITS = {
     "recursion 64 deep": recursion(63),
     "brackets 100 deep": MSGS + "{{ " + "(" * 100 + "1" + ")" * 100 + " }}",
     "blocks 100 deep": "{% if true %}" * 99 + MSGS + "{% endif %}" * 99,
-    "200 operators": MSGS + "{{ 1" + "+1" * 199 + " }}",
+    "150 operators": MSGS + "{{ 1" + "+1" * 149 + " }}",
 }
 
 

@@ -190,7 +190,7 @@ template_limits() ->
     AtLimits = [Rec(63),
                 iolist_to_binary([Msgs, "{{ ", Nest("(", "1", ")", 100), " }}"]),
                 Nest("{% if true %}", Msgs, "{% endif %}", 99),
-                iolist_to_binary([Msgs, "{{ 1", lists:duplicate(199, "+1"), " }}"])],
+                iolist_to_binary([Msgs, "{{ 1", lists:duplicate(149, "+1"), " }}"])],
     [begin
          {ok, S} = llama_nif:init_server(#{n_parallel => 1, n_ctx => 512, log_level => error}),
          ok = llama_nif:load_model(S, model(), #{chat_template => T}),

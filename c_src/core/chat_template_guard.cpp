@@ -12,7 +12,9 @@ namespace lls {
 
 namespace {
 
-constexpr int MAX_OPERATORS_PER_TAG = 200;   // a chain of operators is a left-deep tree
+// A chain of operators is a left-deep tree, evaluated recursively (an operator character or
+// keyword counts one; real templates have a few dozen at most).
+constexpr int MAX_OPERATORS_PER_TAG = 150;
 
 struct Tag {
     size_t begin = 0, end = 0;        // [begin, end) covers "{%" .. "%}"

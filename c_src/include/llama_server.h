@@ -149,7 +149,7 @@ LLAMA_SERVER_API llama_error_t llama_server_init(void ** server_handle, const ch
  *   use_mlock (bool), embedding (bool: load for embedding/rerank instead of generation),
  *   pooling ("none","mean","cls","last","rank"), chat_template (string: a Jinja template or
  *   a built-in template name). A chat template (given, else the model's) may nest brackets
- *   and blocks at most 100 deep, hold at most 200 operators in one tag, and nest macro calls
+ *   and blocks at most 100 deep, hold at most 150 operators in one tag, and nest macro calls
  *   at most 64 deep while rendering (deeper raises a template error, not a stack overflow).
  * @return LLAMA_SUCCESS; LLAMA_ERROR_INVALID_ARGUMENT (NULL, bad JSON/key/value, a chat
  *         template beyond those limits or that cannot render a conversation);
