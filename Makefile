@@ -4,7 +4,7 @@ PY      ?= python3
 TOOL    := PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools
 STAMP   := .cache/stamps
 
-.PHONY: all demo test build source model deps deps-py deps-sys test-py clean distclean
+.PHONY: all demo test build source model deps deps-py deps-sys test-py fuzz clean distclean
 
 all: build
 
@@ -51,6 +51,11 @@ deps-py: $(STAMP)/deps-py
 $(STAMP)/deps-py: python/requirements.txt
 	$(PY) -m pip install -q -r python/requirements.txt
 	@mkdir -p $(STAMP) && touch $@
+
+# structure-aware fuzzing of every JSON entry point, models loaded (fuzz/README.md)
+MINUTES ?= 10
+fuzz: deps build model
+	PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools.fuzz --minutes $(MINUTES)
 
 clean:
 	rm -rf build priv
