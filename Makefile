@@ -4,7 +4,7 @@ PY      ?= python3
 TOOL    := PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools
 STAMP   := .cache/stamps
 
-.PHONY: all demo test build source model deps deps-py deps-sys test-py fuzz clean distclean
+.PHONY: all demo test build source model deps deps-py deps-sys test-py fuzz soak soak-c soak-nif clean distclean
 
 all: build
 
@@ -54,8 +54,20 @@ $(STAMP)/deps-py: python/requirements.txt
 
 # structure-aware fuzzing of every JSON entry point, models loaded (fuzz/README.md)
 MINUTES ?= 10
+comma := ,
 fuzz: deps build model
 	PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools.fuzz --minutes $(MINUTES)
+
+# soaks: the C API from 16 threads (MINUTES, CACHE_RAM_MIB=0 to disable the prompt cache),
+# then the NIF with worker processes killed at random; both print an account and an RSS curve
+soak: soak-c soak-nif
+soak-c: deps build model
+	PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools.soak --minutes $(MINUTES) \
+	    $(if $(CACHE_RAM_MIB),--cache-ram-mib $(CACHE_RAM_MIB))
+soak-nif: nif model
+	rebar3 as test compile
+	erl -noshell -pa _build/rebar3/test/lib/llama_nif/ebin -pa _build/rebar3/test/lib/llama_nif/test \
+	    -eval 'halt(llama_nif_soak:main(["$(MINUTES)" $(if $(CACHE_RAM_MIB),$(comma) "$(CACHE_RAM_MIB)")]))'
 
 clean:
 	rm -rf build priv
