@@ -16,6 +16,7 @@ basic_test_() ->
                            {"raw JSON results", fun raw_json/1},
                            {"session keeps the conversation", fun session_history/1},
                            {"get_result timeout, then the result", fun timeout_then_result/1},
+                           {"cancel after a timeout: the message names no other task", fun timeout_cancel_message/1},
                            {"result fetched once", fun fetched_once/1},
                            {"status and session info", fun status_info/1},
                            {"close session", fun close_session/1}]]
@@ -108,6 +109,17 @@ timeout_then_result(S) ->
     {ok, T} = llama_nif:create_task(S, 0, completion, completion(<<"Count: 1, 2,">>, 16)),
     ?assertMatch({error, {timeout, _}}, llama_nif:get_result(S, T, 0)),
     ?assertMatch({ok, #{<<"content">> := _}}, llama_nif:get_result(S, T, 30000)).
+
+%% The NIF's task ids are not the core's: a cancelled task's message must not name a core id
+%% (it said "task 4 was cancelled" for task 6).
+timeout_cancel_message(S) ->
+    Ids = [begin {ok, T} = llama_nif:create_task(S, 0, completion, completion(<<"Count: 1, 2,">>, 64)), T end
+           || _ <- lists:seq(1, 3)],
+    Last = lists:last(Ids),
+    ?assertMatch({error, {timeout, _}}, llama_nif:get_result(S, Last, 0)),
+    ok = llama_nif:cancel_task(S, Last),
+    ?assertEqual({error, {cancelled, <<"cancelled by cancel_task">>}}, llama_nif:get_result(S, Last, 30000)),
+    [?assertMatch({ok, _}, llama_nif:get_result(S, T, 60000)) || T <- Ids -- [Last]].
 
 fetched_once(S) ->
     {ok, T} = llama_nif:create_task(S, 0, completion, completion(<<"A">>, 2)),

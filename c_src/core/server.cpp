@@ -382,7 +382,7 @@ void Server::cancel_task(int task_id) {
             if (!t->stream) tasks_.erase(it);   // finished, unfetched: discard the result
         } else {
             t->cancelled_by_caller = true;
-            abort_task(t, LLAMA_ERROR_CANCELLED, "cancelled", "task " + std::to_string(task_id) + " was cancelled", notify);
+            abort_task(t, LLAMA_ERROR_CANCELLED, "cancelled", "cancelled by cancel_task", notify);
         }
     }
     for (auto & n : notify) n();

@@ -39,6 +39,23 @@ def rss_mib() -> float:
     return 0.0
 
 
+def heap_mib() -> tuple[float, float]:
+    """glibc's malloc: (bytes in use, bytes held from the OS) over all arenas, in MiB. RSS
+    growing while 'in use' stays flat is memory freed but kept by malloc, not a leak."""
+    try:
+        import ctypes
+
+        class Mallinfo2(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = Mallinfo2
+        m = libc.mallinfo2()
+        return (m.uordblks + m.hblkhd) / 2**20, (m.arena + m.hblkhd) / 2**20
+    except (AttributeError, OSError):
+        return 0.0, 0.0
+
+
 class Ledger:
     """Every task id: created once, ended once."""
 
@@ -229,9 +246,9 @@ class Soak:
 
         def sample():
             while not stop.wait(5):
-                self.rss.append((time.monotonic() - started, rss_mib()))
+                self.rss.append((time.monotonic() - started, rss_mib(), *heap_mib()))
 
-        self.rss.append((0.0, rss_mib()))
+        self.rss.append((0.0, rss_mib(), *heap_mib()))
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         workers = [threading.Thread(target=self.worker, args=(i,), daemon=True) for i in range(self.threads)]
@@ -254,9 +271,11 @@ class Soak:
         print("[soak] outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(L.outcomes.items())))
         print("[soak] codes: " + ", ".join(f"{k} {v}" for k, v in sorted(L.codes.items())))
         by_minute = {}
-        for t, m in self.rss:
+        for t, *m in self.rss:
             by_minute[int(t // 60)] = m                   # the last sample of each minute
-        print("[soak] RSS MiB by minute: " + ", ".join(f"{k + 1}:{v:.0f}" for k, v in sorted(by_minute.items())))
+        print("[soak] RSS MiB by minute: " + ", ".join(f"{k + 1}:{v[0]:.0f}" for k, v in sorted(by_minute.items())))
+        print("[soak] malloc in use / held MiB by minute: " +
+              ", ".join(f"{k + 1}:{v[1]:.0f}/{v[2]:.0f}" for k, v in sorted(by_minute.items())))
         for what in (L.duplicated[:5], L.undocumented[:5], list(L.open.items())[:5]):
             if what:
                 print("[soak]   e.g.", what)
