@@ -245,7 +245,11 @@ class Soak:
         stop = threading.Event()
 
         def sample():
+            import ctypes
+            libc = ctypes.CDLL(None)
             while not stop.wait(5):
+                if getattr(self, "malloc_trim", False):
+                    libc.malloc_trim(0)
                 self.rss.append((time.monotonic() - started, rss_mib(), *heap_mib()))
 
         self.rss.append((0.0, rss_mib(), *heap_mib()))
@@ -288,8 +292,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=16)
     ap.add_argument("--cache-ram-mib", type=int, default=None, help="server config cache_ram_mib (default: the library's)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--malloc-trim", action="store_true",
+                    help="call glibc's malloc_trim(0) every 5 s (an experiment: is the RSS above 'in use' free memory malloc keeps?)")
     args = ap.parse_args(argv)
     soak = Soak(args.minutes, args.threads, args.cache_ram_mib, args.seed)
+    soak.malloc_trim = args.malloc_trim
     return soak.run()
 
 
