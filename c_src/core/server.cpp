@@ -365,12 +365,17 @@ bool Server::next_chunks(int task_id, std::deque<StreamChunk> & out, llama_error
 }
 
 void Server::forget_task(int task_id) {
+    TaskPtr gone;   // freed after the lock is released (a big task's inputs take milliseconds)
     std::lock_guard<std::mutex> lk(mu_);
-    tasks_.erase(task_id);
+    auto it = tasks_.find(task_id);
+    if (it == tasks_.end()) return;
+    gone = std::move(it->second);
+    tasks_.erase(it);
 }
 
 void Server::cancel_task(int task_id) {
     std::vector<std::function<void()>> notify;
+    TaskPtr gone;   // a discarded task is freed after the lock is released
     {
         std::lock_guard<std::mutex> lk(mu_);
         auto it = tasks_.find(task_id);
@@ -379,7 +384,10 @@ void Server::cancel_task(int task_id) {
         }
         TaskPtr t = it->second;
         if (t->state == TaskState::done) {
-            if (!t->stream) tasks_.erase(it);   // finished, unfetched: discard the result
+            if (!t->stream) {   // finished, unfetched: discard the result
+                gone = std::move(it->second);
+                tasks_.erase(it);
+            }
         } else {
             t->cancelled_by_caller = true;
             abort_task(t, LLAMA_ERROR_CANCELLED, "cancelled", "cancelled by cancel_task", notify);

@@ -250,7 +250,9 @@ llama_error_t Server::wait_result(int task_id, int timeout_ms, Take take) {
         return LLAMA_ERROR_BUFFER_TOO_SMALL;   // kept for a retry with a larger buffer
     }
     tasks_.erase(task_id);
-    return t->code;
+    const llama_error_t code = t->code;
+    lk.unlock();   // t may be the last owner: a big task's inputs are freed outside the lock
+    return code;
 }
 
 }  // namespace lls
