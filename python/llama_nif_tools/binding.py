@@ -52,6 +52,8 @@ def lib(path: str | os.PathLike | None = None):
 CODES = {m.group(1): int(m.group(2))
          for m in re.finditer(r"(LLAMA_(?:SUCCESS|ERROR_\w+))\s*=\s*(\d+)", HEADER.read_text())}
 NAMES = {v: k for k, v in CODES.items()}
+# short names: SHORT["INVALID_ARGUMENT"], SHORT["LLAMA_SUCCESS"] (the fuzz harness and soak use them)
+SHORT = {k.replace("LLAMA_ERROR_", ""): v for k, v in CODES.items()}
 
 
 class LlamaError(Exception):

@@ -28,13 +28,13 @@ import time
 from pathlib import Path
 
 from . import embed_models, paths, pins
-from .binding import CODES, LlamaError, Server
+from .binding import SHORT as C
+from .binding import LlamaError, Server
 
 ENTRIES = ["server_config", "model_config", "session_config", "completion", "chat", "embedding", "rerank"]
 CORPUS = paths.ROOT / "fuzz" / "corpus"
 CRASHES = paths.ROOT / "fuzz" / "crashes"
 
-C = {name[len("LLAMA_ERROR_"):] if name.startswith("LLAMA_ERROR_") else name: code for name, code in CODES.items()}
 # the codes each call may return for bad input (llama_server.h); anything else is a finding
 ALLOWED = {
     "init": {C["LLAMA_SUCCESS"], C["INVALID_ARGUMENT"], C["NOT_SUPPORTED"], C["OUT_OF_MEMORY"]},

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import random
 import sys
 import threading
 import time
 
 from . import embed_models, paths, pins
-from .binding import CODES, LlamaError, Server
+from .binding import SHORT as C
+from .binding import LlamaError, Server
 
-C = {name.replace("LLAMA_ERROR_", ""): code for name, code in CODES.items()}
 NAMES = {code: name for name, code in C.items()}
 # what a result may end with in this workload; anything else is a finding
 RESULT_CODES = {C["LLAMA_SUCCESS"], C["INFERENCE_FAILED"], C["CANCELLED"], C["TIMEOUT"], C["SERVER_BUSY"]}
@@ -156,7 +155,6 @@ class Soak:
             self.ledger.ended_with(name, tid, "LOST (no result within 120 s)")
         else:
             self.ledger.ended_with(name, tid, NAMES.get(e.code, str(e.code)).lower())
-        return None
 
     def check_released(self, server: Server, name: str, tid: int):
         try:
