@@ -13,6 +13,14 @@ install(TARGETS llama_server EXPORT llama_serverTargets
     LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
     PUBLIC_HEADER DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
+# the CUDA build's cudart and cuBLAS, beside the library that finds them through $ORIGIN
+foreach(_pair ${LLAMA_NIF_CUDA_RUNTIME})
+    string(REPLACE "=" ";" _p "${_pair}")
+    list(GET _p 0 _real)
+    list(GET _p 1 _soname)
+    install(FILES ${_real} DESTINATION ${CMAKE_INSTALL_LIBDIR} RENAME ${_soname})
+endforeach()
+
 set(_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/llama_server)
 install(EXPORT llama_serverTargets NAMESPACE llama_server:: DESTINATION ${_cmake_dir})
 configure_package_config_file(${CMAKE_CURRENT_SOURCE_DIR}/cmake/llama_serverConfig.cmake.in

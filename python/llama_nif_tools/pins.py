@@ -113,3 +113,13 @@ TINY_BERT_RERANK_F32 = ConvertedModel(
 )
 
 EMBED_MODELS = {m.name: m for m in (MINILM_L6_V2_F16, MINILM_L6_V2_RERANK_F16, TINY_BERT_RERANK_F32)}
+
+
+# --- the CUDA build (make build-cuda): cuBLAS, which the CUDA toolkit's nvcc wheels lack ---
+# 13.0.x matches nvcc 13.0; ggml's CUDA backend links libcublas and libcublasLt.
+CUBLAS = Wheel(
+    requirement="nvidia-cublas==13.0.2.14",
+    filename="nvidia_cublas-13.0.2.14-py3-none-manylinux_2_27_x86_64.whl",
+    sha256="0cf238ffdbe46c00cb9aa98e7bca745c223a5ca5a53e686ac8b3e5a08fe80d6c",
+    size=420_882_912,
+)
