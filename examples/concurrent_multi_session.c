@@ -1,4 +1,4 @@
-/* concurrent_multi_session.c: the design document's example, unchanged but for the model path (LLAMA_MODEL). */
+/* concurrent_multi_session.c: the API's reference example as originally specified, unchanged but for the model path (LLAMA_MODEL). */
 #include "llama_server.h"
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env escript
-%% The design document's "Erlang Usage Pattern", as written, on the default model; the two
+%% The API's basic "Erlang Usage Pattern", as originally specified, on the default model; the two
 %% workers send their results back so that they can be printed.
 %%
 %%   make nif model && escript examples/erlang_usage_pattern.escript

@@ -1,5 +1,5 @@
 """The C side: the header alone compiles as C99 and C++17, versions agree, only llama_server_*
-symbols are exported, and the design document's two examples build and run unchanged."""
+symbols are exported, and the two reference examples (examples/*.c) build and run unchanged."""
 import json
 import os
 import re
@@ -12,7 +12,7 @@ HERE = os.path.dirname(__file__)
 INCLUDE = str(HEADER.parent)
 COMPILERS = {"c99": ["gcc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror"],
              "cxx17": ["g++", "-std=c++17", "-pedantic", "-Wall", "-Wextra", "-Werror", "-x", "c++"]}
-# the design document's numbers (codes 8.. were added after it)
+# the original API's numbers (codes 8.. were added since)
 SEED_CODES = {"LLAMA_SUCCESS": 0, "LLAMA_ERROR_INVALID_ARGUMENT": 1, "LLAMA_ERROR_OUT_OF_MEMORY": 2,
               "LLAMA_ERROR_MODEL_LOAD_FAILED": 3, "LLAMA_ERROR_INFERENCE_FAILED": 4,
               "LLAMA_ERROR_SESSION_NOT_FOUND": 5, "LLAMA_ERROR_SERVER_BUSY": 6, "LLAMA_ERROR_TIMEOUT": 7,
@@ -54,6 +54,21 @@ def test_version_functions_agree_with_the_header():
 def test_seed_error_codes_keep_their_numbers():
     assert {k: CODES[k] for k in SEED_CODES} == SEED_CODES
     assert sorted(v for k, v in CODES.items() if k not in SEED_CODES) == list(range(8, 8 + len(CODES) - 9))
+
+
+def error_code_rows():
+    """(C name, text, Erlang atom) of every row of c_src/core/error_codes.def, in order."""
+    text = (ROOT / "c_src" / "core" / "error_codes.def").read_text()
+    return re.findall(r'^LLS_ERROR_CODE\((\w+),\s*"([^"]*)",\s*(\w+)\)', text, re.M)
+
+
+def test_the_error_code_table_agrees_with_the_header():
+    rows = error_code_rows()
+    assert [name for name, _, _ in rows] == sorted(CODES, key=CODES.get), "one row per enumerator, in order"
+    for name, text, atom in rows:
+        assert ffi.string(lib().llama_server_error_string(CODES[name])).decode() == text
+        assert atom == name.replace("LLAMA_ERROR_", "").replace("LLAMA_", "").lower()
+    assert len({text for _, text, _ in rows}) == len(rows)
 
 
 def test_only_llama_server_symbols_are_exported():

@@ -1,4 +1,4 @@
-"""The user's build steps as the design document gives them (configure, make, make install),
+"""The user's build steps as the README gives them (configure, make, make install),
 run on this checkout in a separate build folder with a temporary prefix; two consumer
 projects outside the repository built against the install tree, one through pkg-config, one
 through find_package; and a process that also has an unrelated llama.cpp (shared libraries
@@ -25,7 +25,7 @@ BUILD_TIMEOUT = 3600
 
 def env_without_generator():
     env = dict(os.environ)
-    env.pop("CMAKE_GENERATOR", None)   # the design document's steps use make
+    env.pop("CMAKE_GENERATOR", None)   # the README's steps use make
     return env
 
 

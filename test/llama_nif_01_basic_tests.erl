@@ -1,4 +1,4 @@
-%% The API on the real model: the design document's pattern, argument forms, results,
+%% The API on the real model: the basic usage pattern, argument forms, results,
 %% sessions, status.
 -module(llama_nif_01_basic_tests).
 -include_lib("eunit/include/eunit.hrl").
@@ -9,7 +9,7 @@ basic_test_() ->
     {setup, fun llama_nif_test_lib:server/0, fun llama_nif:destroy_server/1,
      fun(S) ->
          [{timeout, 120, {Name, fun() -> F(S) end}} ||
-             {Name, F} <- [{"design document pattern", fun design_pattern/1},
+             {Name, F} <- [{"basic usage pattern", fun design_pattern/1},
                            {"input forms", fun input_forms/1},
                            {"task type forms", fun type_forms/1},
                            {"stateless completion", fun stateless_completion/1},
@@ -22,7 +22,7 @@ basic_test_() ->
                            {"close session", fun close_session/1}]]
      end}.
 
-%% As in the design document: sessions made by one process, used by two others at once.
+%% The basic pattern: sessions made by one process, used by two others at once.
 design_pattern(Server) ->
     Parent = self(),
     SessionConfig = #{cache_prompt => true, temperature => 0.7},

@@ -53,7 +53,9 @@ sixty_four_tasks() ->
     [io:format(user, "    long_schedule: ~0p~n", [R]) || R <- Reports],
     ?assert(NifCpu < 1000),                                  % never holds a scheduler ~1 ms
     ?assert(NifWall < ?LONG_SCHEDULE_MS * 1000 orelse Touching =:= []),
-    ?assert(N > 0),   % how many depends on the machine's load (the timer's lateness)
+    %% the probe went on through the load: a NIF holding the normal schedulers would starve it
+    %% (here ~one sample per 2 ms; the bound leaves room for a loaded machine's timer)
+    ?assert(N * 20 >= Elapsed),
     ?assert(MaxUs / 1000 < ?MAX_ROUND_TRIP_MS).
 
 stop(Pid) ->

@@ -8,7 +8,7 @@ defmodule LlamaNifTest do
     %{server: server}
   end
 
-  test "the design document's pattern, from Elixir", %{server: server} do
+  test "the basic usage pattern, from Elixir", %{server: server} do
     parent = self()
     {:ok, s1} = LlamaNif.create_session(server, %{cache_prompt: true, temperature: 0.7})
     {:ok, s2} = LlamaNif.create_session(server, %{cache_prompt: true, temperature: 0.7})

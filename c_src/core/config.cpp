@@ -64,9 +64,8 @@ ServerConfig parse_server_config(const char * text) {
         if (found < 0) {
             fail(LLAMA_ERROR_INVALID_ARGUMENT, "'log_level' in server config must be one of debug, info, warn, error, none");
         }
-        set_log_level(found);   // keeps the embedder's callback
+        c.log_level = found;
     }
-    c.raw = j;
     return c;
 }
 

@@ -24,7 +24,7 @@ struct ServerConfig {
     double slot_prompt_similarity = 0.0;
     int    max_queued_tasks = 256;
     int    cache_ram_mib = 256;
-    json   raw;                     // as given, for status
+    int    log_level = -1;          // LLAMA_SERVER_LOG_*, -1: leave the process's level; set by Server
 };
 
 struct ModelConfig {

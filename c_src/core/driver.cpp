@@ -271,7 +271,7 @@ void Server::on_partial(const TaskPtr & t, server_task_result_cmpl_partial & p, 
     }
 }
 
-// Keep results small by default (the design document fetches them into 1 KB buffers):
+// Keep results small by default (examples/ fetch them into 1 KB buffers):
 // the prompt echo, settings and token ids only when asked for.
 static void compact_completion(json & r, const json & input) {
     const bool verbose = input.value("verbose", false);

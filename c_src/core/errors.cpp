@@ -7,20 +7,10 @@ namespace lls {
 
 const char * error_string(llama_error_t code) {
     switch (code) {
-        case LLAMA_SUCCESS:                return "success";
-        case LLAMA_ERROR_INVALID_ARGUMENT: return "invalid argument";
-        case LLAMA_ERROR_OUT_OF_MEMORY:    return "out of memory";
-        case LLAMA_ERROR_MODEL_LOAD_FAILED:return "model load failed";
-        case LLAMA_ERROR_INFERENCE_FAILED: return "inference failed";
-        case LLAMA_ERROR_SESSION_NOT_FOUND:return "session not found";
-        case LLAMA_ERROR_SERVER_BUSY:      return "server busy";
-        case LLAMA_ERROR_TIMEOUT:          return "timeout";
-        case LLAMA_ERROR_BUFFER_TOO_SMALL: return "buffer too small";
-        case LLAMA_ERROR_TASK_NOT_FOUND:   return "task not found";
-        case LLAMA_ERROR_MODEL_NOT_LOADED: return "model not loaded";
-        case LLAMA_ERROR_CANCELLED:        return "cancelled";
-        case LLAMA_ERROR_NOT_SUPPORTED:    return "not supported";
-        case LLAMA_ERROR_UNKNOWN:          return "unknown error";
+#define LLS_ERROR_CODE(name, text, atom) \
+        case name: return text;
+#include "error_codes.def"
+#undef LLS_ERROR_CODE
     }
     return "unrecognised error code";
 }

@@ -1,6 +1,7 @@
 // Turning one of our tasks into a llama.cpp server_task: session defaults, chat history and
-// template, tokenization, sampling parameters, slot. Runs on the driver thread without the
-// lock (template rendering and tokenizing take milliseconds on long conversations).
+// template, tokenization, sampling parameters, slot. dispatch_ready runs on the driver thread:
+// it reserves slots under the lock, then releases it to prepare (template rendering and
+// tokenizing take milliseconds on long conversations), and takes it again to hand over.
 #include "core.h"
 
 #include "server-schema.h"
@@ -10,7 +11,7 @@
 namespace lls {
 
 // "chatcmpl-" + 32 alphanumerics, as llama.cpp's gen_chatcmplid(), which seeds a fresh
-// mt19937 from std::random_device on every call (20-80 us a task here); seed once per thread.
+// mt19937 from std::random_device on every call (a syscall per task); seed once per thread.
 static std::string completion_id() {
     static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     thread_local std::mt19937_64 gen{std::random_device{}()};

@@ -3,6 +3,7 @@
 #include "chat_template_guard.h"
 #include "core.h"
 #include "cpu_select.h"
+#include "malloc_policy.h"
 
 #include "gguf.h"
 #include "llama.h"
@@ -39,8 +40,10 @@ Server::Server(const ServerConfig & cfg) : cfg_(cfg) {
     const std::string & cpu_unsupported = cpu::unsupported_reason();
     if (!cpu_unsupported.empty()) fail(LLAMA_ERROR_NOT_SUPPORTED, cpu_unsupported);
     ensure_log_installed();
+    if (cfg_.log_level >= 0) set_log_level(cfg_.log_level);   // process-wide; keeps the embedder's callback
     static std::once_flag backend_once;
     std::call_once(backend_once, [] { llama_backend_init(); });
+    apply_malloc_policy(cfg_.cache_ram_mib);
     slot_task_.assign(cfg_.n_parallel, 0);
     slot_tokens_.assign(cfg_.n_parallel, 0);
     slot_cache_.assign(cfg_.n_parallel, {});
@@ -122,8 +125,8 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
     // The loop thread loads the model, then runs the loop. llama.cpp's warmup decode makes an
     // OpenMP team for whichever thread runs it; a second team left on a caller's thread (or a
     // dirty scheduler) makes libgomp count more threads than cores and throttle the spin-wait
-    // of the loop's team, whose workers then sleep between tokens (measured: 33 instead of 43
-    // tokens/s at K = 1 with the default OMP_WAIT_POLICY). One thread also keeps the model's
+    // of the loop's team, whose workers then sleep between tokens (a quarter of the
+    // throughput lost at K = 1 with the default OMP_WAIT_POLICY). One thread also keeps the model's
     // allocations in one malloc arena, and gives the load a full-size stack.
     std::promise<bool> load_done;
     std::future<bool> loaded = load_done.get_future();
@@ -389,7 +392,6 @@ void Server::cancel_task(int task_id) {
                 tasks_.erase(it);
             }
         } else {
-            t->cancelled_by_caller = true;
             abort_task(t, LLAMA_ERROR_CANCELLED, "cancelled", "cancelled by cancel_task", notify);
         }
     }

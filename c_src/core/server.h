@@ -81,7 +81,6 @@ struct Task {
     // outcome
     llama_error_t code = LLAMA_SUCCESS;
     std::string   result;            // JSON
-    bool          cancelled_by_caller = false;
 
     std::deque<StreamChunk>       chunks;   // for stream_inference's thread
     std::condition_variable       cv;
@@ -154,7 +153,6 @@ class Server {
     };
 
   private:
-    friend struct Driver;
     struct Core;                     // llama.cpp objects (server_context, meta, queues)
 
     // driver thread
@@ -195,7 +193,6 @@ class Server {
     json merged_input(const Task & t, const Session * s) const;
 
     ServerConfig cfg_;
-    ModelConfig  model_cfg_;
     std::unique_ptr<Core> core_;
     std::atomic<bool> loaded_{false};
     std::atomic<bool> stopping_{false};

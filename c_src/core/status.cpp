@@ -13,7 +13,7 @@ namespace {
 // backends with the features their code was built with, as llama.cpp's system info line
 // (llama_print_system_info, made here without its shared static buffer). Fixed for the
 // process: built and serialised once, then spliced into every status (copying and dumping
-// it each time cost 7 of get_status's 20 us).
+// it each time was a third of get_status's cost).
 const std::string & backend_text() {
     static const std::string text = [] {
         const cpu::Info ci = cpu::info();

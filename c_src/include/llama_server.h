@@ -50,7 +50,7 @@
 extern "C" {
 #endif
 
-/* Codes 0..7 and 99 are the design document's; 8.. were added after it. */
+/* Codes 0..7 and 99 are the original API's; 8.. were added since (never renumbered). */
 typedef enum {
     LLAMA_SUCCESS = 0,
     LLAMA_ERROR_INVALID_ARGUMENT = 1,   /* NULL handle/pointer, bad JSON, unknown key, bad value */
@@ -122,12 +122,16 @@ LLAMA_SERVER_API void llama_server_set_log(int min_level, llama_server_log_callb
  *     one micro-batch), which must then be at least n_parallel: else load_model fails with
  *     LLAMA_ERROR_INVALID_ARGUMENT
  *   n_threads (int, 1..1024, default: number of cores), n_threads_batch (1..1024, default n_threads)
- *   n_gpu_layers (int, -1 = all), flash_attn (bool), cont_batching (bool, default true)
+ *   n_gpu_layers (int, -1 = all), flash_attn (true, false or "auto", default "auto"),
+ *   cont_batching (bool, default true)
  *   timeout_read (seconds, default 600): unfetched finished results are dropped after this
  *   timeout_write (seconds, default 600): a task still queued after this fails with TIMEOUT
  *   slot_prompt_similarity (0..1, default 0): reuse a slot whose cache shares this much prompt
  *   max_queued_tasks (int, default 256): create_task beyond this returns SERVER_BUSY
- *   cache_ram_mib (int, default 256): host-memory prompt cache, 0 disables
+ *   cache_ram_mib (int, default 256): host-memory prompt cache, 0 disables. The first
+ *     server with a cache fixes glibc's mmap threshold at 1 MiB for the process (mallopt),
+ *     so that the cache's freed state buffers go back to the system; the environment
+ *     variable LLAMA_SERVER_MALLOC=keep, or a threshold in GLIBC_TUNABLES, prevents it.
  *   log_level ("debug","info","warn","error","none"): the process-wide level of
  *     llama_server_set_log (the callback set there is kept)
  * The first init of a process picks the build of ggml's CPU code that suits this CPU (the

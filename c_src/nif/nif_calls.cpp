@@ -48,7 +48,7 @@ std::string with_public_ids(Shared & sh, const std::string & text) {
 }  // namespace
 
 // init_server(Config) -> {ok, Server}. Two keys are the NIF's own: "model" (a path, loaded
-// here, so that init_server + create_session is all the design document's pattern needs)
+// here, so that init_server + create_session is all the basic pattern needs: examples/erlang_usage_pattern.escript)
 // and "model_config".
 ERL_NIF_TERM nif_init_server(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
     CallerEnv ce(env);

@@ -16,7 +16,7 @@ namespace lnif {
 struct Atoms {
     ERL_NIF_TERM ok, error, true_, false_, null, nil, undefined;
     ERL_NIF_TERM llama_chunk, llama_done, llama_error;
-    ERL_NIF_TERM map, json, destroyed, not_owner, busy, servers, tasks;
+    ERL_NIF_TERM map, json, destroyed, not_owner, busy, servers;
 };
 extern Atoms A;
 

@@ -9,26 +9,19 @@ Atoms A;
 
 namespace {
 
-ERL_NIF_TERM g_codes[14];   // by position in code_index()
-
-int code_index(llama_error_t c) {
-    switch (c) {
-        case LLAMA_SUCCESS:                 return 0;
-        case LLAMA_ERROR_INVALID_ARGUMENT:  return 1;
-        case LLAMA_ERROR_OUT_OF_MEMORY:     return 2;
-        case LLAMA_ERROR_MODEL_LOAD_FAILED: return 3;
-        case LLAMA_ERROR_INFERENCE_FAILED:  return 4;
-        case LLAMA_ERROR_SESSION_NOT_FOUND: return 5;
-        case LLAMA_ERROR_SERVER_BUSY:       return 6;
-        case LLAMA_ERROR_TIMEOUT:           return 7;
-        case LLAMA_ERROR_BUFFER_TOO_SMALL:  return 8;
-        case LLAMA_ERROR_TASK_NOT_FOUND:    return 9;
-        case LLAMA_ERROR_MODEL_NOT_LOADED:  return 10;
-        case LLAMA_ERROR_CANCELLED:         return 11;
-        case LLAMA_ERROR_NOT_SUPPORTED:     return 12;
-        default:                            return 13;   // LLAMA_ERROR_UNKNOWN and anything new
-    }
-}
+// the atom of each error code, in the rows' order (c_src/core/error_codes.def)
+constexpr llama_error_t kCodes[] = {
+#define LLS_ERROR_CODE(name, text, atom) name,
+#include "error_codes.def"
+#undef LLS_ERROR_CODE
+};
+constexpr const char * kCodeAtoms[] = {
+#define LLS_ERROR_CODE(name, text, atom) #atom,
+#include "error_codes.def"
+#undef LLS_ERROR_CODE
+};
+constexpr int kNumCodes = sizeof kCodes / sizeof kCodes[0];
+ERL_NIF_TERM g_codes[kNumCodes];
 
 void make_atoms(ErlNifEnv * env) {
     auto a = [&](const char * n) { return enif_make_atom(env, n); };
@@ -48,13 +41,7 @@ void make_atoms(ErlNifEnv * env) {
     A.not_owner = a("not_owner");
     A.busy = a("busy");
     A.servers = a("servers");
-    A.tasks = a("tasks");
-    // atoms named after the C error codes (LLAMA_ERROR_X -> x)
-    const char * names[14] = {"success", "invalid_argument", "out_of_memory", "model_load_failed",
-                              "inference_failed", "session_not_found", "server_busy", "timeout",
-                              "buffer_too_small", "task_not_found", "model_not_loaded", "cancelled",
-                              "not_supported", "unknown"};
-    for (int i = 0; i < 14; i++) g_codes[i] = a(names[i]);
+    for (int i = 0; i < kNumCodes; i++) g_codes[i] = a(kCodeAtoms[i]);
 }
 
 int load(ErlNifEnv * env, void **, ERL_NIF_TERM) {
@@ -90,7 +77,12 @@ ErlNifFunc funcs[] = {
 
 }  // namespace
 
-ERL_NIF_TERM code_atom(llama_error_t code) { return g_codes[code_index(code)]; }
+ERL_NIF_TERM code_atom(llama_error_t code) {
+    for (int i = 0; i < kNumCodes; i++) {
+        if (kCodes[i] == code) return g_codes[i];
+    }
+    return code_atom(LLAMA_ERROR_UNKNOWN);   // a code newer than this table
+}
 
 }  // namespace lnif
 
