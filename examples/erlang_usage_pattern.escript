@@ -10,7 +10,7 @@
 main(_) ->
     load_llama_nif(),
     Parent = self(),
-    ModelPath = llama_nif:default_model_path(),
+    ModelPath = list_to_binary(os:getenv("LLAMA_MODEL")),
     Config = #{n_parallel => 4, n_ctx => 2048, model => ModelPath},
     SessionConfig = #{cache_prompt => true, temperature => 0.7},
     Input1 = #{messages => [#{role => user, content => <<"Write a haiku about Erlang processes.">>}],

@@ -39,18 +39,58 @@
          create_task/4, create_task/5, stream_task/4, stream_task/5,
          get_result/3, next_chunk/2, collect_stream/2, cancel_task/2,
          status/1, status/2, session_info/2, session_info/3,
-         info/0, wait_servers/2, default_model_path/0]).
+         text/1, chunk_text/1]).
+%% for llama_nif_debug (test and debug hooks): not part of the API
+-export([nif_info/0, nif_wait_servers/2, priv_dir/0]).
 
--export_type([server/0, session_id/0, task_id/0, reason/0, json_arg/0]).
+-export_type([server/0, session_id/0, task_id/0, task_type/0, error_code/0, reason/0,
+              json_arg/0, text/0, task_options/0, result/0, chunk/0]).
 
 -on_load(load_nif/0).
 
 -opaque server() :: reference().
--type session_id() :: non_neg_integer().   % 0: no session (stateless task)
+%% A server handle: a NIF resource, freed by destroy_server/1 or by garbage collection.
+
+-type session_id() :: non_neg_integer().
+%% A session id; 0 means no session (a stateless task).
+
 -type task_id() :: pos_integer().
--type reason() :: {atom(), binary()}.
+%% A task id, unique in the VM.
+
+-type task_type() :: completion | chat | embedding | rerank | tokenize | detokenize | binary() | string().
+%% A task type, as an atom, a binary or a string.
+
+-type error_code() :: invalid_argument | out_of_memory | model_load_failed | inference_failed
+                    | session_not_found | server_busy | timeout | buffer_too_small
+                    | task_not_found | model_not_loaded | cancelled | not_supported | unknown.
+%% One atom per error code of the C API.
+
+-type reason() :: {error_code(), binary()}.
+%% An error: its code and a message.
+
 -type json_arg() :: map() | binary() | string() | null | undefined.
--type task_type() :: completion | chat | embedding | rerank | binary() | string().
+%% A config or input: a map (atom or binary keys), a JSON binary or string, or
+%% `null'/`undefined' for an empty object.
+
+-type text() :: unicode:chardata().
+%% Text in an input map: a binary, a string (a list of code points) or iodata.
+
+-type task_options() :: #{stream => boolean(), format => map | json, null => atom(), reply_to => pid()}
+                      | [{atom(), term()} | atom()].
+%% Options of create_task/5: `stream' (send chunks), `format' (maps or JSON binaries),
+%% `null' (the atom for JSON null), `reply_to' (the local process that gets the task's
+%% messages and owns the task).
+
+-type result() :: #{binary() => term()} | [#{binary() => term()}] | binary().
+%% A result (format map): a chat result has `<<"choices">>' (a list of maps with
+%% `<<"message">> := #{<<"content">> := Text}'), `<<"usage">>' and `<<"timings">>'; a
+%% completion has `<<"content">>', `<<"tokens_predicted">>', `<<"timings">>' and more;
+%% embedding, rerank, tokenize and detokenize results have llama.cpp server's shapes. With
+%% format json: the JSON binary.
+
+-type chunk() :: #{binary() => term()} | binary().
+%% A stream chunk (format map): a chat chunk has `<<"choices">>' (a list of maps with
+%% `<<"delta">>'), a completion chunk `<<"content">>'.
 
 -define(MAX_TIMEOUT, 4294967295).
 -define(is_timeout(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0 andalso T =< ?MAX_TIMEOUT))).
@@ -71,6 +111,7 @@ init_server(Config) when is_map(Config) ->
 init_server(Config) ->
     with_json(Config, "server config", fun(C) -> nif_init_server(C) end).
 
+%% @equiv load_model(Server, Path, #{})
 -spec load_model(server(), file:name_all()) -> ok | {error, reason()}.
 load_model(Server, Path) ->
     load_model(Server, Path, #{}).
@@ -90,22 +131,27 @@ destroy_server(Server) ->
 
 %%% ---- sessions -----------------------------------------------------------------------
 
+%% @equiv create_session(Server, Config, #{})
 -spec create_session(server(), json_arg()) -> {ok, session_id()} | {error, reason()}.
 create_session(Server, Config) ->
     create_session(Server, Config, #{}).
 
-%% @doc Options: close_on_exit (default false): close the session when its owner exits;
-%% owner (default self()): that process.
+%% @doc Opens a session: a conversation whose history the server keeps. Config:
+%% system_prompt, keep_history, and task defaults (temperature, stop, ...). Options:
+%% close_on_exit (default false): close the session when its owner exits; owner (default
+%% self()): that process.
 -spec create_session(server(), json_arg(), map() | list()) -> {ok, session_id()} | {error, reason()}.
 create_session(Server, Config, Opts) ->
     case options(Opts, #{close_on_exit => false, owner => self()}) of
         {ok, #{close_on_exit := Close, owner := Owner}} when is_boolean(Close), is_pid(Owner) ->
             Own = case Close of true -> Owner; false -> undefined end,
-            with_json(Config, "session config", fun(C) -> nif_create_session(Server, C, Own) end);
+            with_json(Config, "session config", session,
+                      fun(C) -> nif_create_session(Server, C, Own) end);
         {ok, _} -> bad(<<"close_on_exit must be a boolean and owner a pid">>);
         {error, _} = E -> E
     end.
 
+%% @doc Closes a session; its tasks in flight end as cancelled.
 -spec close_session(server(), session_id()) -> ok | {error, reason()}.
 close_session(Server, SessionId) ->
     nif_close_session(Server, SessionId).
@@ -117,17 +163,26 @@ close_session(Server, SessionId) ->
 create_task(Server, SessionId, Type, Input) ->
     create_task(Server, SessionId, Type, Input, #{}).
 
-%% @doc Options: stream (default: the input's "stream" key, else false): send
+%% @doc Queues a task in a session (0: none). In an input map, text (prompt, messages'
+%% content, system_prompt, stop, query, documents, content, ...) may be a binary, a string
+%% or iodata; a prompt of token ids is `{tokens, Ids}'; a list that cannot be text is an
+%% invalid_argument error naming the key.
+%%
+%% Options: stream (default: the input's "stream" key, else false): send
 %% {llama_chunk, Id, Chunk} messages; format: map (default) | json; null: the atom for JSON
-%% null (default null).
--spec create_task(server(), session_id(), task_type(), json_arg(), map() | list()) ->
+%% null (default null); reply_to: the local process that gets the task's messages and owns
+%% it (default: the caller): its exit cancels the task, and get_result/3 works there only.
+-spec create_task(server(), session_id(), task_type(), json_arg(), task_options()) ->
     {ok, task_id()} | {error, reason()}.
 create_task(Server, SessionId, Type, Input, Opts) ->
-    case options(Opts, #{stream => undefined, format => map, null => null}) of
-        {ok, #{stream := S, format := F, null := N}} ->
+    case options(Opts, #{stream => undefined, format => map, null => null, reply_to => self()}) of
+        {ok, #{reply_to := R}} when not is_pid(R); node(R) =/= node() ->
+            bad(<<"reply_to must be a local pid">>);
+        {ok, #{stream := S, format := F, null := N, reply_to := R}} ->
             case to_binary(Type) of
                 {ok, T} ->
-                    with_json(Input, "task input", fun(I) -> nif_create_task(Server, SessionId, T, I, S, F, N) end);
+                    with_json(Input, "task input", T,
+                              fun(I) -> nif_create_task(Server, SessionId, T, I, S, F, N, R) end);
                 error ->
                     bad(<<"task type must be an atom, a binary or a string">>)
             end;
@@ -139,7 +194,8 @@ create_task(Server, SessionId, Type, Input, Opts) ->
 stream_task(Server, SessionId, Type, Input) ->
     stream_task(Server, SessionId, Type, Input, #{}).
 
--spec stream_task(server(), session_id(), task_type(), json_arg(), map() | list()) ->
+%% @doc create_task/5 with `stream => true'.
+-spec stream_task(server(), session_id(), task_type(), json_arg(), task_options()) ->
     {ok, task_id()} | {error, reason()}.
 stream_task(Server, SessionId, Type, Input, Opts) when is_map(Opts) ->
     create_task(Server, SessionId, Type, Input, Opts#{stream => true});
@@ -152,7 +208,7 @@ stream_task(_, _, _, _, _) ->
 %% forever) for the result of a task this process created. On timeout the task goes on: ask
 %% again later, or cancel it. For a streaming task the chunks stay in the mailbox (use
 %% next_chunk/2 or collect_stream/2).
--spec get_result(server(), task_id(), timeout()) -> {ok, term()} | {error, reason()}.
+-spec get_result(server(), task_id(), timeout()) -> {ok, result()} | {error, reason()}.
 get_result(Server, TaskId, Timeout) when ?is_timeout(Timeout) ->
     receive
         {llama_done, TaskId, Result} -> {ok, Result};
@@ -200,7 +256,7 @@ wait_result(TaskId, Timeout) ->
 
 %% @doc The next message of a streaming task: {chunk, Chunk} | {done, Result} |
 %% {error, Reason}; {error, {timeout, _}} when nothing came within Timeout ms.
--spec next_chunk(task_id(), timeout()) -> {chunk, term()} | {done, term()} | {error, reason()}.
+-spec next_chunk(task_id(), timeout()) -> {chunk, chunk()} | {done, result()} | {error, reason()}.
 next_chunk(TaskId, Timeout) when ?is_timeout(Timeout) ->
     receive
         {llama_chunk, TaskId, Chunk} -> {chunk, Chunk};
@@ -213,7 +269,7 @@ next_chunk(_, _) ->
     bad(<<"timeout must be infinity or an integer in 0..4294967295 (ms)">>).
 
 %% @doc All chunks and the result of a streaming task (Timeout per message).
--spec collect_stream(task_id(), timeout()) -> {ok, [term()], term()} | {error, reason(), [term()]}.
+-spec collect_stream(task_id(), timeout()) -> {ok, [chunk()], result()} | {error, reason(), [chunk()]}.
 collect_stream(TaskId, Timeout) ->
     collect_stream(TaskId, Timeout, []).
 
@@ -231,6 +287,7 @@ cancel_task(Server, TaskId) ->
 
 %%% ---- status -------------------------------------------------------------------------
 
+%% @equiv status(Server, #{})
 -spec status(server()) -> {ok, term()} | {error, reason()}.
 status(Server) ->
     status(Server, #{}).
@@ -243,10 +300,12 @@ status(Server, Opts) ->
         {error, _} = E -> E
     end.
 
+%% @equiv session_info(Server, SessionId, #{})
 -spec session_info(server(), session_id()) -> {ok, term()} | {error, reason()}.
 session_info(Server, SessionId) ->
     session_info(Server, SessionId, #{}).
 
+%% @doc A session's message and task counts, slot and config. Options: format, null.
 -spec session_info(server(), session_id(), map() | list()) -> {ok, term()} | {error, reason()}.
 session_info(Server, SessionId, Opts) ->
     case options(Opts, #{format => map, null => null}) of
@@ -254,28 +313,30 @@ session_info(Server, SessionId, Opts) ->
         {error, _} = E -> E
     end.
 
-%% @doc Library-wide counters: servers (created and not yet freed) and normal_scheduler
-%% (calls of our code on normal schedulers, and the longest one, in CPU and wall time).
--spec info() -> map().
-info() ->
-    nif_info().
+%%% ---- text out -----------------------------------------------------------------------
 
-%% @doc Waits until at most N servers are alive (freeing is asynchronous after GC).
--spec wait_servers(non_neg_integer(), non_neg_integer()) -> boolean() | {error, reason()}.
-wait_servers(N, TimeoutMs) ->
-    nif_wait_servers(N, TimeoutMs).
+%% @doc The generated text of a chat or completion result (a map with binary keys, as
+%% get_result/3 gives it): the message content of the first choice of a chat, the content of
+%% a completion; `<<>>' when the content is null (e.g. a reply made of tool calls). A stream
+%% chunk gives its delta's text, as chunk_text/1. Anything else raises badarg.
+-spec text(Result :: map()) -> binary().
+text(#{<<"choices">> := [#{<<"message">> := #{<<"content">> := C}} | _]}) -> text_or_empty(C);
+text(#{<<"choices">> := [#{<<"delta">> := _} | _]} = Chunk) -> chunk_text(Chunk);
+text(#{<<"content">> := C}) when is_binary(C) -> C;
+text(Other) -> erlang:error(badarg, [Other]).
 
-%% @doc $LLAMA_MODEL, else the default model of the checkout this module was built from.
--spec default_model_path() -> binary().
-default_model_path() ->
-    case os:getenv("LLAMA_MODEL") of
-        V when V =:= false; V =:= "" ->
-            Root = filename:dirname(resolve(priv_dir())),
-            unicode:characters_to_binary(
-              filename:join([Root, "models", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"]));
-        V ->
-            unicode:characters_to_binary(V)
-    end.
+%% @doc The text a stream chunk adds: the delta content of a chat chunk, the content of a
+%% completion chunk; `<<>>' for a chunk without text (the first chat chunk often carries only
+%% the role, the last only the finish reason).
+-spec chunk_text(Chunk :: map()) -> binary().
+chunk_text(#{<<"choices">> := [#{<<"delta">> := Delta} | _]}) when is_map(Delta) ->
+    text_or_empty(maps:get(<<"content">>, Delta, <<>>));
+chunk_text(#{<<"choices">> := _}) -> <<>>;
+chunk_text(#{<<"content">> := C}) when is_binary(C) -> C;
+chunk_text(Other) -> erlang:error(badarg, [Other]).
+
+text_or_empty(C) when is_binary(C) -> C;
+text_or_empty(_) -> <<>>.
 
 %%% ---- helpers ------------------------------------------------------------------------
 
@@ -285,9 +346,139 @@ bad(Detail) ->
 %% Config and input arguments: maps and binaries go to the NIF as they are; strings
 %% (chardata) become binaries here (the BIF yields on long ones).
 with_json(Arg, What, Fun) ->
+    with_json(Arg, What, none, Fun).
+
+%% Kind: a task type (binary) or session: the text values of a map are made binaries first.
+with_json(Arg, What, Kind, Fun) when is_map(Arg) ->
+    case text_input(Kind, Arg) of
+        {ok, A} -> Fun(A);
+        {error, Where, Why} -> bad(iolist_to_binary([What, ": ", Where, " ", Why]))
+    end;
+with_json(Arg, What, _Kind, Fun) ->
     case json_arg(Arg) of
         {ok, A} -> Fun(A);
         error -> bad(iolist_to_binary([What, " must be a map, a JSON binary or string, or null"]))
+    end.
+
+%%% ---- text in ------------------------------------------------------------------------
+%% In a map input, a value where the C API wants text may be any chardata: a binary, a
+%% string (a list of code points) or iodata. It becomes a binary here, before the NIF would
+%% read a list as a JSON array. Token ids are never guessed from a list of integers: a
+%% prompt of token ids is {tokens, [Id]}. Lists that cannot be text fail with
+%% {invalid_argument, Detail} naming the key; other values (binaries, atoms, numbers, ...)
+%% go to the NIF as they are, where the core checks them.
+
+%% How each key is read: text (one string), texts (a string or an array of strings: a list
+%% of integers is one string, any other list an array), prompt (text or {tokens, Ids}),
+%% messages (chat messages), texts_or_tokens (texts, or {tokens, Ids}).
+text_keys(<<"completion">>) -> [{<<"prompt">>, prompt} | generation_text_keys()];
+text_keys(<<"chat">>) ->
+    [{<<"messages">>, messages}, {<<"reasoning_format">>, text}, {<<"model">>, text}
+     | generation_text_keys()];
+text_keys(<<"embedding">>) ->
+    [{<<"content">>, texts_or_tokens}, {<<"input">>, texts_or_tokens}, {<<"model">>, text},
+     {<<"encoding_format">>, text}];
+text_keys(<<"rerank">>) ->
+    [{<<"query">>, text}, {<<"documents">>, texts}, {<<"texts">>, texts}, {<<"model">>, text}];
+text_keys(<<"tokenize">>) -> [{<<"content">>, texts}];
+text_keys(session) ->
+    [{<<"system_prompt">>, text}, {<<"reasoning_format">>, text} | generation_text_keys()];
+text_keys(_) -> [].
+
+generation_text_keys() ->
+    [{<<"stop">>, texts}, {<<"grammar">>, text}, {<<"samplers">>, texts},
+     {<<"dry_sequence_breakers">>, texts}].
+
+text_input(Kind, Input) ->
+    case text_keys(Kind) of
+        [] -> {ok, Input};
+        Keys ->
+            try
+                {ok, maps:fold(fun(K, V, Acc) ->
+                                       case lists:keyfind(key_name(K), 1, Keys) of
+                                           {Name, How} -> Acc#{K := text_value(How, Name, V)};
+                                           false -> Acc
+                                       end
+                               end, Input, Input)}
+            catch
+                throw:{not_text, Where, Why} -> {error, Where, Why}
+            end
+    end.
+
+key_name(K) when is_atom(K) -> atom_to_binary(K, utf8);
+key_name(K) -> K.
+
+-define(TEXT, "must be text: a binary, or a string or iodata of Unicode characters").
+
+text_value(text, Where, L) when is_list(L) -> chars(Where, L, ?TEXT);
+text_value(prompt, Where, {tokens, Ids}) -> tokens(Where, Ids);
+text_value(prompt, Where, L) when is_list(L) ->
+    chars(Where, L, ?TEXT " (token ids: {tokens, [Id]})");
+text_value(texts_or_tokens, Where, {tokens, Ids}) -> tokens(Where, Ids);
+text_value(How, Where, L) when is_list(L), (How =:= texts orelse How =:= texts_or_tokens) ->
+    case all(fun is_integer/1, L) of
+        true when L =/= [] -> chars(Where, L, ?TEXT ", or a list of texts");
+        _ -> indexed(Where, L, fun(W, E) -> text_value(text, W, E) end)
+    end;
+text_value(messages, Where, L) when is_list(L) ->
+    indexed(Where, L, fun(W, M) when is_map(M) -> message(W, M);
+                         (_W, M) -> M
+                      end);
+text_value(_, _Where, V) -> V.
+
+message(Where, M) ->
+    maps:map(fun(K, V) ->
+                     case key_name(K) of
+                         <<"content">> -> content(<<Where/binary, ".content">>, V);
+                         N when N =:= <<"role">>; N =:= <<"name">>; N =:= <<"tool_call_id">>;
+                                N =:= <<"reasoning_content">> ->
+                             text_value(text, <<Where/binary, ".", N/binary>>, V);
+                         _ -> V
+                     end
+             end, M).
+
+%% a message's content: text, or a list of content parts (maps) whose text is converted
+content(Where, L) when is_list(L) ->
+    case not all(fun(E) -> not is_map(E) end, L) of
+        true ->
+            indexed(Where, L, fun(W, P) when is_map(P) ->
+                                      maps:map(fun(K, V) ->
+                                                       case key_name(K) of
+                                                           <<"text">> -> text_value(text, <<W/binary, ".text">>, V);
+                                                           _ -> V
+                                                       end
+                                               end, P);
+                                 (_W, P) -> P
+                              end);
+        false ->
+            chars(Where, L, ?TEXT ", or a list of content parts")
+    end;
+content(_Where, V) -> V.
+
+%% lists:all/2 for improper lists too (false)
+all(Pred, [H | T]) -> Pred(H) andalso all(Pred, T);
+all(_Pred, []) -> true;
+all(_Pred, _) -> false.
+
+indexed(Where, L, Fun) ->
+    try lists:zip(lists:seq(0, length(L) - 1), L) of
+        Pairs -> [Fun(iolist_to_binary([Where, $[, integer_to_list(I), $]]), E) || {I, E} <- Pairs]
+    catch
+        error:_ -> throw({not_text, Where, <<"must be a proper list">>})
+    end.
+
+chars(Where, L, Why) ->
+    try unicode:characters_to_binary(L) of
+        B when is_binary(B) -> B;
+        _ -> throw({not_text, Where, Why})
+    catch
+        error:_ -> throw({not_text, Where, Why})
+    end.
+
+tokens(Where, Ids) ->
+    case is_list(Ids) andalso Ids =/= [] andalso all(fun is_integer/1, Ids) of
+        true -> Ids;
+        false -> throw({not_text, Where, <<"{tokens, Ids} needs a non-empty list of integer token ids">>})
     end.
 
 json_arg(M) when is_map(M) -> {ok, M};
@@ -322,6 +513,7 @@ options(Opts, Defaults) when is_map(Opts) ->
 options(_, _) ->
     bad(<<"options must be a map or a proplist">>).
 
+%% @private
 priv_dir() ->
     case code:priv_dir(?MODULE) of
         {error, bad_name} ->
@@ -330,13 +522,6 @@ priv_dir() ->
             filename:join(filename:dirname(filename:dirname(Beam)), "priv");
         Dir ->
             Dir
-    end.
-
-%% rebar3 and mix link _build/*/lib/llama_nif/priv to the checkout's priv/
-resolve(Dir) ->
-    case file:read_link(Dir) of
-        {ok, Target} -> filename:absname(Target, filename:dirname(Dir));
-        {error, _} -> Dir
     end.
 
 load_nif() ->
@@ -361,17 +546,19 @@ load_nif() ->
 %%% ---- NIF stubs (replaced when priv/llama_nif.so loads) ------------------------------
 
 -define(NIF, erlang:nif_error({not_loaded, ?MODULE})).
+%% @private
+nif_info() -> ?NIF.
+%% @private
+nif_wait_servers(_, _) -> ?NIF.
 nif_cpu_check() -> ?NIF.
 nif_init_server(_) -> ?NIF.
 nif_load_model(_, _, _) -> ?NIF.
 nif_destroy_server(_) -> ?NIF.
 nif_create_session(_, _, _) -> ?NIF.
 nif_close_session(_, _) -> ?NIF.
-nif_create_task(_, _, _, _, _, _, _) -> ?NIF.
+nif_create_task(_, _, _, _, _, _, _, _) -> ?NIF.
 nif_cancel_task(_, _) -> ?NIF.
 nif_task_known(_, _) -> ?NIF.
 nif_task_known_dirty(_, _) -> ?NIF.
 nif_status(_, _, _) -> ?NIF.
 nif_session_info(_, _, _, _) -> ?NIF.
-nif_info() -> ?NIF.
-nif_wait_servers(_, _) -> ?NIF.

@@ -46,7 +46,7 @@ wrong_types(S) ->
     Bad = [#{messages => {tuple}}, #{messages => [#{role => user, content => self()}]},
            #{prompt => <<"x">>, n_predict => 1 bsl 70}, #{prompt => [1 | 2]},
            #{prompt => <<"x">>, 12 => 1}, #{prompt => <<"x">>, "key" => 1},
-           #{prompt => <<"x">>, n_predict => <<"8">>}, #{prompt => <<"x">>, stop => [1, 2]},
+           #{prompt => <<"x">>, n_predict => <<"8">>}, #{prompt => <<"x">>, stop => [[-1]]},
            #{prompt => <<1:3>>}, #{prompt => 'λ'}],
     [?INVALID(llama_nif:create_task(S, 0, completion, B)) || B <- Bad],
     ?assertEqual({error, {invalid_argument, <<"task input at .messages[0].content: a pid cannot be converted to JSON">>}},

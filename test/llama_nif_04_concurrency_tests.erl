@@ -36,7 +36,7 @@ sixty_four_tasks() ->
     erlang:system_monitor(Prev),
     {N, MaxUs, MaxLateUs} = stop(Probe),
     Reports = long_schedules([]),
-    #{normal_scheduler := #{calls := Calls, max_cpu_us := NifCpu, max_wall_us := NifWall}} = llama_nif:info(),
+    #{normal_scheduler := #{calls := Calls, max_cpu_us := NifCpu, max_wall_us := NifWall}} = llama_nif_debug:info(),
     ok = llama_nif:destroy_server(S),
 
     ?assertEqual(?TASKS, length([ok || {ok, R} <- Results, byte_size(content(R)) > 0])),

@@ -30,7 +30,7 @@ owner_killed_gc() ->
     exit(Owner, kill),
     killed = await_down(OM),
     erlang:garbage_collect(),
-    ?assert(llama_nif:wait_servers(Before, 30000)),
+    ?assert(llama_nif_debug:wait_servers(Before, 30000)),
     ?assertEqual(Before, live()),
     %% the library is still fine
     S2 = llama_nif_test_lib:server(#{n_parallel => 1}),
@@ -59,7 +59,7 @@ gc_with_waiter() ->
     Result = receive {waited, Waiter, R} -> R after 60000 -> error(no_error_for_waiter) end,
     ?assertMatch({llama_error, _, {cancelled, <<"the server was destroyed">>}}, Result),
     normal = await_down(WM),
-    ?assert(llama_nif:wait_servers(Before, 30000)).
+    ?assert(llama_nif_debug:wait_servers(Before, 30000)).
 
 start_task(S) ->
     {ok, T} = llama_nif:stream_task(S, 0, completion, completion(<<"Once upon a time">>, 400)),
@@ -105,7 +105,7 @@ unloaded_servers_dropped() ->
     Before = live(),
     PM = spawn_monitor(fun() -> [{ok, _} = llama_nif:init_server(#{}) || _ <- lists:seq(1, 5)] end),
     normal = await_down(PM),
-    ?assert(llama_nif:wait_servers(Before, 30000)),
+    ?assert(llama_nif_debug:wait_servers(Before, 30000)),
     ?assertEqual(Before, live()).
 
 %% A VM that halts with a server generating (no destroy): exit() runs llama.cpp's static
@@ -132,4 +132,4 @@ exit_status(Port) ->
     end.
 
 live() ->
-    maps:get(servers, llama_nif:info()).
+    maps:get(servers, llama_nif_debug:info()).

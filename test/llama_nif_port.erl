@@ -16,7 +16,7 @@
 
 -define(CALLS, [init_server, load_model, destroy_server, create_session, close_session,
                 create_task, stream_task, get_result, cancel_task, status, session_info,
-                collect_stream, next_chunk, info, default_model_path]).
+                collect_stream, next_chunk]).
 
 main() ->
     Port = open_port({fd, 0, 1}, [{packet, 4}, binary, eof]),

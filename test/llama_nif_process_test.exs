@@ -65,7 +65,7 @@ defmodule LlamaNifProcessTest do
     Process.exit(owner, :kill)
     assert_receive {:DOWN, ^ref, :process, ^owner, :killed}, 30_000
     :erlang.garbage_collect()
-    assert :llama_nif.wait_servers(before, 30_000)
+    assert :llama_nif_debug.wait_servers(before, 30_000)
     assert live_servers() == before
   end
 end

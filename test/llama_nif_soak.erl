@@ -24,7 +24,7 @@ list_to_float_or_int(S) ->
 run(Opts) ->
     Minutes = maps:get(minutes, Opts, 1),
     Cfg0 = #{n_parallel => 4, n_ctx => 1024, max_queued_tasks => 64, log_level => error,
-             model => llama_nif:default_model_path()},
+             model => llama_nif_debug:default_model_path()},
     Cfg = case Opts of #{cache_ram_mib := C} -> Cfg0#{cache_ram_mib => C}; _ -> Cfg0 end,
     {ok, S} = llama_nif:init_server(Cfg),
     MemStart = erlang:memory(total),

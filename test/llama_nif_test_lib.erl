@@ -5,7 +5,7 @@
          chunk_text/1, await_down/1, flush/0]).
 
 model() ->
-    P = llama_nif:default_model_path(),
+    P = llama_nif_debug:default_model_path(),
     case filelib:is_regular(P) of
         true -> P;
         false -> erlang:error({model_missing, P, "set LLAMA_MODEL or run `make model`"})
