@@ -19,7 +19,8 @@ basic_test_() ->
                            {"cancel after a timeout: the message names no other task", fun timeout_cancel_message/1},
                            {"result fetched once", fun fetched_once/1},
                            {"status and session info", fun status_info/1},
-                           {"close session", fun close_session/1}]]
+                           {"close session", fun close_session/1},
+                           {"tokenize and detokenize", fun tokenize_detokenize/1}]]
      end}.
 
 %% The basic pattern: sessions made by one process, used by two others at once.
@@ -150,3 +151,15 @@ close_session(S) ->
     ?assertMatch({error, {session_not_found, _}}, llama_nif:session_info(S, Sid)),
     ?assertMatch({error, {session_not_found, _}}, llama_nif:create_task(S, Sid, chat, chat(<<"Hi">>))),
     ?assertMatch({error, {session_not_found, _}}, llama_nif:close_session(S, Sid)).
+
+%% tokenize/detokenize finish inside create_task: the result message is there at once.
+tokenize_detokenize(S) ->
+    Text = <<"Hello from Erlang, 日本語"/utf8>>,
+    {ok, T1} = llama_nif:create_task(S, 0, tokenize, #{content => Text, with_pieces => true}),
+    {ok, #{<<"tokens">> := Pieces}} = llama_nif:get_result(S, T1, 0),
+    Ids = [Id || #{<<"id">> := Id} <- Pieces],
+    ?assert(length(Ids) > 3),
+    {ok, T2} = llama_nif:create_task(S, 0, detokenize, #{tokens => Ids}),
+    ?assertEqual({ok, #{<<"content">> => Text}}, llama_nif:get_result(S, T2, 0)),
+    ?assertMatch({error, {invalid_argument, _}}, llama_nif:create_task(S, 0, detokenize, #{tokens => [-1]})),
+    ?assertMatch({error, {invalid_argument, _}}, llama_nif:stream_task(S, 0, tokenize, #{content => Text})).

@@ -25,34 +25,16 @@ void Server::wake() {
 }
 
 int Server::pick_slot(const Session * s) const {
-    if (s && s->last_slot >= 0 && slot_task_[s->last_slot] == 0) {
-        return s->last_slot;   // affinity: its KV cache is still there
-    }
-    // Otherwise a free slot that no other live session calls home, least recently used first;
-    // only then take another session's slot (its cache goes to the host prompt cache).
-    auto homed = [&](int slot) {
+    return slots_.pick(s ? s->last_slot : -1, [&](int slot) {
         for (const auto & kv : sessions_) {
             if (&kv.second != s && kv.second.last_slot == slot) return true;
         }
         return false;
-    };
-    int best = -1;
-    bool best_homed = true;
-    for (int i = 0; i < (int) slot_task_.size(); i++) {
-        if (slot_task_[i] != 0) continue;
-        const bool h = homed(i);
-        if (best < 0 || (best_homed && !h) || (h == best_homed && slot_used_at_[i] < slot_used_at_[best])) {
-            best = i;
-            best_homed = h;
-        }
-    }
-    return best;
+    });
 }
 
 void Server::release_slot(const TaskPtr & t) {
-    if (t->slot >= 0 && slot_task_[t->slot] == t->id) {
-        slot_task_[t->slot] = 0;
-    }
+    slots_.release(t->slot, t->id);
     dispatch_needed_ = true;
 }
 
@@ -114,7 +96,7 @@ void Server::abort_task(const TaskPtr & t, llama_error_t code, const std::string
     }
     release_slot(t);
     json r = error_json(code, type, msg);
-    if (t->kind == TaskKind::completion || t->kind == TaskKind::chat) {
+    if (task_path(t->kind) == TaskPath::generate) {
         r["content"] = t->acc_content;   // what was generated before the stop
         r["tokens_predicted"] = t->n_decoded;
     }
@@ -123,8 +105,8 @@ void Server::abort_task(const TaskPtr & t, llama_error_t code, const std::string
 
 void Server::expire(Notify & notify) {
     const auto now = Clock::now();
-    const auto write_limit = std::chrono::duration<double>(cfg_.timeout_write_s);
-    const auto read_limit = std::chrono::duration<double>(cfg_.timeout_read_s);
+    const auto write_limit = std::chrono::duration<double>(cfg_.timeout_write);
+    const auto read_limit = std::chrono::duration<double>(cfg_.timeout_read);
     std::vector<int> drop;
     for (auto & kv : tasks_) {
         const TaskPtr & t = kv.second;
@@ -219,7 +201,7 @@ void Server::handle_result(const TaskPtr & t, std::unique_ptr<server_task_result
             }
         }
         if (!chunks.empty()) t->cv.notify_all();
-    } else if (t->kind == TaskKind::embedding || t->kind == TaskKind::rerank) {
+    } else if (task_path(t->kind) == TaskPath::pooled) {
         // one result per input; the task is done when all are in
         by_core_id_.erase(res->id);
         core_->results().remove_waiting_task_id(res->id);
@@ -309,9 +291,7 @@ void Server::on_final(const TaskPtr & t, server_task_result_cmpl_final & f, std:
 
     const int slot = t->slot;
     if (slot >= 0) {
-        slot_tokens_[slot] = f.n_tokens_cached;
-        auto & cache = slot_cache_[slot];
-        cache.insert(cache.end(), t->acc_tokens.begin(), t->acc_tokens.end());
+        slots_.task_finished(slot, f.n_tokens_cached, t->acc_tokens);
     }
     total_tasks_++;
     total_prompt_tokens_ += f.n_prompt_tokens;

@@ -1,7 +1,7 @@
 // Task input validation. Every key a task may carry is listed here with its type; the
 // numeric ranges guard what llama.cpp would otherwise clamp silently or assert on.
 #include "input.h"
-#include "json_check.h"
+#include "spec.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,17 +11,9 @@ namespace lls {
 
 namespace {
 
-enum class T { num, integer, boolean, str, str_or_arr, arr, obj, obj_or_arr, any };
-
-struct Spec {
-    T      type;
-    double lo = -1e300;
-    double hi = 1e300;
-};
-
 // Sampling and generation keys shared by completion, chat and session defaults.
-const std::map<std::string, Spec> & generation_keys() {
-    static const std::map<std::string, Spec> m = {
+const SpecTable & generation_keys() {
+    static const SpecTable m = {
         {"n_predict", {T::integer, -1, 1 << 20}}, {"max_tokens", {T::integer, -1, 1 << 20}},
         {"max_completion_tokens", {T::integer, -1, 1 << 20}},
         {"temperature", {T::num, -1e6, 1e6}}, {"dynatemp_range", {T::num, 0, 1e6}},
@@ -47,8 +39,8 @@ const std::map<std::string, Spec> & generation_keys() {
     return m;
 }
 
-const std::map<std::string, Spec> & chat_only_keys() {
-    static const std::map<std::string, Spec> m = {
+const SpecTable & chat_only_keys() {
+    static const SpecTable m = {
         {"messages", {T::arr}}, {"tools", {T::arr}}, {"tool_choice", {T::any}},
         {"parallel_tool_calls", {T::boolean}}, {"response_format", {T::obj}},
         {"chat_template_kwargs", {T::obj}}, {"add_generation_prompt", {T::boolean}},
@@ -58,75 +50,21 @@ const std::map<std::string, Spec> & chat_only_keys() {
     return m;
 }
 
-const std::map<std::string, Spec> & embedding_keys() {
-    static const std::map<std::string, Spec> m = {
+const SpecTable & embedding_keys() {
+    static const SpecTable m = {
         {"content", {T::any}}, {"input", {T::any}}, {"encoding_format", {T::str}},
         {"embd_normalize", {T::integer, -1, 1000}}, {"model", {T::str}}, {"oaicompat", {T::boolean}},
     };
     return m;
 }
 
-const std::map<std::string, Spec> & rerank_keys() {
-    static const std::map<std::string, Spec> m = {
+const SpecTable & rerank_keys() {
+    static const SpecTable m = {
         {"query", {T::str}}, {"documents", {T::arr}}, {"texts", {T::arr}},
         {"top_n", {T::integer, 0, 1 << 24}}, {"return_text", {T::boolean}}, {"model", {T::str}},
         {"sort", {T::boolean}},
     };
     return m;
-}
-
-void check_value(const std::string & key, const json & v, const Spec & s, const char * what) {
-    auto bad = [&](const char * want) {
-        fail(LLAMA_ERROR_INVALID_ARGUMENT, "'" + key + "' in " + what + " must be " + want);
-    };
-    if (v.is_null()) {
-        return;   // null means "not given", as in llama.cpp's server
-    }
-    switch (s.type) {
-        case T::num:
-        case T::integer: {
-            if (!v.is_number()) bad(s.type == T::num ? "a number" : "an integer");
-            double d = v.get<double>();
-            if (!std::isfinite(d)) bad("finite");
-            if (s.type == T::integer && std::floor(d) != d) bad("an integer");
-            if (d < s.lo || d > s.hi) {
-                fail(LLAMA_ERROR_INVALID_ARGUMENT, "'" + key + "' in " + what + " is out of range (" +
-                     std::to_string((long long) s.lo) + ".." + std::to_string((long long) s.hi) + ")");
-            }
-            break;
-        }
-        case T::boolean:    if (!v.is_boolean()) bad("true or false"); break;
-        case T::str:        if (!v.is_string()) bad("a string"); break;
-        case T::arr:        if (!v.is_array()) bad("an array"); break;
-        case T::obj:        if (!v.is_object()) bad("an object"); break;
-        case T::obj_or_arr: if (!v.is_object() && !v.is_array()) bad("an object or an array"); break;
-        case T::str_or_arr:
-            if (v.is_string()) break;
-            if (!v.is_array()) bad("a string or an array of strings");
-            for (const auto & e : v) {
-                if (!e.is_string()) bad("a string or an array of strings");
-            }
-            break;
-        case T::any: break;
-    }
-}
-
-void check_against(const json & input, const char * what,
-                   std::initializer_list<const std::map<std::string, Spec> *> tables) {
-    for (const auto & item : input.items()) {
-        const Spec * spec = nullptr;
-        for (auto * t : tables) {
-            auto it = t->find(item.key());
-            if (it != t->end()) {
-                spec = &it->second;
-                break;
-            }
-        }
-        if (!spec) {
-            fail(LLAMA_ERROR_INVALID_ARGUMENT, "unknown key '" + item.key() + "' in " + what);
-        }
-        check_value(item.key(), item.value(), *spec, what);
-    }
 }
 
 void check_prompt(const json & input) {
@@ -182,25 +120,48 @@ void check_messages(const json & input, bool required) {
 
 }  // namespace
 
+namespace {
+struct KindRow {
+    const char * name;
+    TaskKind     kind;
+    TaskPath     path;
+};
+const KindRow kKinds[] = {
+#define LLS_TASK_KIND_GENERATE(name) {#name, TaskKind::name, TaskPath::generate},
+#define LLS_TASK_KIND_POOLED(name) {#name, TaskKind::name, TaskPath::pooled},
+#define LLS_TASK_KIND_IMMEDIATE(name) {#name, TaskKind::name, TaskPath::immediate},
+#include "task_kinds.def"
+#undef LLS_TASK_KIND_GENERATE
+#undef LLS_TASK_KIND_POOLED
+#undef LLS_TASK_KIND_IMMEDIATE
+};
+}  // namespace
+
 TaskKind parse_task_kind(const char * t) {
     if (t == nullptr) fail(LLAMA_ERROR_INVALID_ARGUMENT, "task_type is NULL");
-    std::string s(t);
-    if (s == "completion") return TaskKind::completion;
-    if (s == "chat")       return TaskKind::chat;
-    if (s == "embedding")  return TaskKind::embedding;
-    if (s == "rerank")     return TaskKind::rerank;
-    fail(LLAMA_ERROR_INVALID_ARGUMENT, "unknown task type '" + s.substr(0, 64) +
-         "' (expected completion, chat, embedding or rerank)");
+    std::string s(t), names;
+    for (const KindRow & r : kKinds) {
+        if (s == r.name) return r.kind;
+        names += std::string(names.empty() ? "" : ", ") + r.name;
+    }
+    fail(LLAMA_ERROR_INVALID_ARGUMENT, "unknown task type '" + s.substr(0, 64) + "' (expected one of " + names + ")");
 }
 
-const char * task_kind_name(TaskKind k) {
-    switch (k) {
-        case TaskKind::completion: return "completion";
-        case TaskKind::chat:       return "chat";
-        case TaskKind::embedding:  return "embedding";
-        case TaskKind::rerank:     return "rerank";
+const char * task_kind_name(TaskKind k) { return kKinds[(int) k].name; }
+TaskPath task_path(TaskKind k) { return kKinds[(int) k].path; }
+
+std::string run_immediate(TaskKind kind, const llama_vocab * vocab, const json & input) {
+    switch (kind) {
+#define LLS_TASK_KIND_GENERATE(name)
+#define LLS_TASK_KIND_POOLED(name)
+#define LLS_TASK_KIND_IMMEDIATE(name) case TaskKind::name: return run_##name(vocab, input);
+#include "task_kinds.def"
+#undef LLS_TASK_KIND_GENERATE
+#undef LLS_TASK_KIND_POOLED
+#undef LLS_TASK_KIND_IMMEDIATE
+        default: break;
     }
-    return "?";
+    fail(LLAMA_ERROR_UNKNOWN, std::string("task kind ") + task_kind_name(kind) + " is not immediate");
 }
 
 // Deepest nesting of ( ) in a GBNF grammar, outside string literals and character classes.
@@ -242,37 +203,50 @@ json without_nulls(const json & obj) {
     return out;
 }
 
+void check_completion(const json & input) {
+    static const SpecTable prompt_key = {{"prompt", {T::any}}};
+    check_against(input, "completion input", {&generation_keys(), &prompt_key});
+    check_grammar_depth(input, "completion input");
+    check_prompt(input);
+}
+
+void check_chat(const json & input) {
+    check_against(input, "chat input", {&generation_keys(), &chat_only_keys()});
+    check_grammar_depth(input, "chat input");
+    check_messages(input, true);
+}
+
+void check_embedding(const json & input) {
+    check_against(input, "embedding input", {&embedding_keys()});
+    if (!input.contains("content") && !input.contains("input")) {
+        fail(LLAMA_ERROR_INVALID_ARGUMENT, "embedding input needs \"content\" (a string or an array of strings)");
+    }
+}
+
+void check_rerank(const json & input) {
+    check_against(input, "rerank input", {&rerank_keys()});
+    if (!input.contains("query")) fail(LLAMA_ERROR_INVALID_ARGUMENT, "rerank input needs \"query\"");
+    if (!input.contains("documents") && !input.contains("texts")) {
+        fail(LLAMA_ERROR_INVALID_ARGUMENT, "rerank input needs \"documents\"");
+    }
+}
+
 void validate_task_input(TaskKind kind, const json & input) {
-    static const std::map<std::string, Spec> prompt_key = {{"prompt", {T::any}}};
     switch (kind) {
-        case TaskKind::completion:
-            check_against(input, "completion input", {&generation_keys(), &prompt_key});
-            check_grammar_depth(input, "completion input");
-            check_prompt(input);
-            break;
-        case TaskKind::chat:
-            check_against(input, "chat input", {&generation_keys(), &chat_only_keys()});
-            check_grammar_depth(input, "chat input");
-            check_messages(input, true);
-            break;
-        case TaskKind::embedding:
-            check_against(input, "embedding input", {&embedding_keys()});
-            if (!input.contains("content") && !input.contains("input")) {
-                fail(LLAMA_ERROR_INVALID_ARGUMENT, "embedding input needs \"content\" (a string or an array of strings)");
-            }
-            break;
-        case TaskKind::rerank:
-            check_against(input, "rerank input", {&rerank_keys()});
-            if (!input.contains("query")) fail(LLAMA_ERROR_INVALID_ARGUMENT, "rerank input needs \"query\"");
-            if (!input.contains("documents") && !input.contains("texts")) {
-                fail(LLAMA_ERROR_INVALID_ARGUMENT, "rerank input needs \"documents\"");
-            }
-            break;
+#define LLS_TASK_KIND_ANY(name) case TaskKind::name: check_##name(input); break;
+#define LLS_TASK_KIND_GENERATE LLS_TASK_KIND_ANY
+#define LLS_TASK_KIND_POOLED LLS_TASK_KIND_ANY
+#define LLS_TASK_KIND_IMMEDIATE LLS_TASK_KIND_ANY
+#include "task_kinds.def"
+#undef LLS_TASK_KIND_GENERATE
+#undef LLS_TASK_KIND_POOLED
+#undef LLS_TASK_KIND_IMMEDIATE
+#undef LLS_TASK_KIND_ANY
     }
 }
 
 void validate_session_config(const json & cfg) {
-    static const std::map<std::string, Spec> session_keys = {
+    static const SpecTable session_keys = {
         {"system_prompt", {T::str}}, {"keep_history", {T::boolean}},
         // chat formatting defaults that make sense per conversation
         {"tools", {T::arr}}, {"chat_template_kwargs", {T::obj}}, {"reasoning_format", {T::str}},

@@ -4,13 +4,43 @@
 
 #include "lls_common.h"
 
+struct llama_vocab;
+
 namespace lls {
 
-enum class TaskKind { completion, chat, embedding, rerank };
+#define LLS_TASK_KINDS_ALL(name) name,
+#define LLS_TASK_KIND_GENERATE LLS_TASK_KINDS_ALL
+#define LLS_TASK_KIND_POOLED LLS_TASK_KINDS_ALL
+#define LLS_TASK_KIND_IMMEDIATE LLS_TASK_KINDS_ALL
+enum class TaskKind {
+#include "task_kinds.def"
+};
+#undef LLS_TASK_KIND_GENERATE
+#undef LLS_TASK_KIND_POOLED
+#undef LLS_TASK_KIND_IMMEDIATE
+#undef LLS_TASK_KINDS_ALL
 
-// "completion" | "chat" | "embedding" | "rerank"; throws INVALID_ARGUMENT otherwise.
+enum class TaskPath { generate, pooled, immediate };
+
+// A row's name; throws INVALID_ARGUMENT (listing the kinds) for anything else.
 TaskKind parse_task_kind(const char * task_type);
 const char * task_kind_name(TaskKind k);
+TaskPath task_path(TaskKind k);
+
+// Each kind's input check (kinds' own files, or input.cpp for the built-in four).
+#define LLS_TASK_KINDS_CHECK(name) void check_##name(const json & input);
+#define LLS_TASK_KIND_GENERATE LLS_TASK_KINDS_CHECK
+#define LLS_TASK_KIND_POOLED LLS_TASK_KINDS_CHECK
+#define LLS_TASK_KIND_IMMEDIATE(name) LLS_TASK_KINDS_CHECK(name) \
+    std::string run_##name(const llama_vocab * vocab, const json & input);
+#include "task_kinds.def"
+#undef LLS_TASK_KIND_GENERATE
+#undef LLS_TASK_KIND_POOLED
+#undef LLS_TASK_KIND_IMMEDIATE
+#undef LLS_TASK_KINDS_CHECK
+
+// The result JSON of an immediate kind; throws INVALID_ARGUMENT for input the vocabulary refuses.
+std::string run_immediate(TaskKind kind, const llama_vocab * vocab, const json & input);
 
 // GBNF grammars ("grammar" of a task or session) may nest parentheses this deep, no deeper:
 // llama.cpp's parser recurses once per level on whichever thread parses it.

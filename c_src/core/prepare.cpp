@@ -152,28 +152,10 @@ PreparedTask Server::prepare(const Task & t, const Snapshot & snap) const {
 // tokens share the longest prefix with its prompt, if that share exceeds the threshold (as
 // llama.cpp's get_available_slot does for unpinned tasks).
 void Server::move_to_similar_slot(const TaskPtr & t, server_task & task) {
-    const llama_tokens prompt = task.tokens.get_text_tokens();
-    if (prompt.empty()) return;
-    auto similarity = [&](int slot) {
-        const auto & cached = slot_cache_[slot];
-        size_t n = 0;
-        while (n < cached.size() && n < prompt.size() && cached[n] == prompt[n]) n++;
-        return (double) n / prompt.size();
-    };
-    int best = t->slot;
-    double best_sim = similarity(best);
-    for (int i = 0; i < (int) slot_task_.size(); i++) {
-        if (slot_task_[i] != 0) continue;
-        double sim = similarity(i);
-        if (sim > best_sim) {
-            best = i;
-            best_sim = sim;
-        }
-    }
-    if (best == t->slot || best_sim <= cfg_.slot_prompt_similarity) return;
-    slot_task_[t->slot] = 0;
-    slot_task_[best] = t->id;
-    slot_used_at_[best] = ++use_clock_;
+    const int best = slots_.most_similar(t->slot, task.tokens.get_text_tokens(), cfg_.slot_prompt_similarity);
+    if (best == t->slot) return;
+    slots_.release(t->slot, t->id);
+    slots_.assign(best, t->id);
     t->slot = best;
     task.id_slot = best;
     if (t->session_id > 0) {
@@ -199,6 +181,10 @@ bool Server::ready_still_valid(const Task & t, const Session * s) const {
 void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
     if (!dispatch_needed_) return;
     dispatch_needed_ = false;
+    slots_.check([&](int id, int slot) {   // debug builds: the slot table and the tasks agree
+        auto it = tasks_.find(id);
+        return it != tasks_.end() && it->second->slot == slot && it->second->state == TaskState::running;
+    });
 
     // 1. under the lock: reserve a slot for every ready task, copy what preparing needs
     struct Job {
@@ -218,7 +204,7 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
             s = &it->second;
             if (s->running || s->pending.empty() || s->pending.front() != t) continue;   // session order
         }
-        if (t->kind == TaskKind::embedding || t->kind == TaskKind::rerank) {
+        if (task_path(t->kind) == TaskPath::pooled) {
             // tokenized already; llama.cpp spreads the inputs over its slots and batches them
             t->state = TaskState::running;
             if (s) {
@@ -230,8 +216,7 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
         }
         const int slot = pick_slot(s);
         if (slot < 0) break;   // all slots busy: first come, first served when one frees
-        slot_task_[slot] = t->id;
-        slot_used_at_[slot] = ++use_clock_;
+        slots_.assign(slot, t->id);
         t->slot = slot;
         t->state = TaskState::running;
         Job j{t, {}, nullptr};
@@ -292,7 +277,7 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
         if (!jobs[i].affinity && cfg_.slot_prompt_similarity > 0) {
             move_to_similar_slot(t, p.task);
         }
-        slot_cache_[t->slot] = p.task.tokens.get_text_tokens();
+        slots_.set_cache(t->slot, p.task.tokens.get_text_tokens());
         t->chat_state = std::move(p.state);
         t->new_messages = std::move(p.new_messages);
         p.task.id = core_->tasks().get_new_id();

@@ -35,7 +35,7 @@ Server::CallGuard::~CallGuard() {
     }
 }
 
-Server::Server(const ServerConfig & cfg) : cfg_(cfg) {
+Server::Server(const ServerConfig & cfg) : cfg_(cfg), slots_(cfg.n_parallel) {
     // before anything reaches ggml: on a CPU below the baseline this is an error, not a SIGILL
     const std::string & cpu_unsupported = cpu::unsupported_reason();
     if (!cpu_unsupported.empty()) fail(LLAMA_ERROR_NOT_SUPPORTED, cpu_unsupported);
@@ -44,10 +44,6 @@ Server::Server(const ServerConfig & cfg) : cfg_(cfg) {
     static std::once_flag backend_once;
     std::call_once(backend_once, [] { llama_backend_init(); });
     apply_malloc_policy(cfg_.cache_ram_mib);
-    slot_task_.assign(cfg_.n_parallel, 0);
-    slot_tokens_.assign(cfg_.n_parallel, 0);
-    slot_cache_.assign(cfg_.n_parallel, {});
-    slot_used_at_.assign(cfg_.n_parallel, 0);
     started_at_ = Clock::now();
 }
 
@@ -249,7 +245,7 @@ void Server::check_grammar(const json & obj, const char * what) const {
 }
 
 void Server::check_supported(TaskKind kind) const {
-    const bool embd_task = kind == TaskKind::embedding || kind == TaskKind::rerank;
+    const bool embd_task = task_path(kind) == TaskPath::pooled;
     if (embd_task && !core_->embedding) {
         fail(LLAMA_ERROR_NOT_SUPPORTED, std::string("this model was not loaded for embeddings: a ") +
              task_kind_name(kind) + " task needs load_model with {\"embedding\": true" +
@@ -276,13 +272,14 @@ int Server::create_task(int session_id, TaskKind kind, const json & given, bool 
     t->input = without_nulls(given);   // null = not given, for every key, from here on
     const json & input = t->input;
     validate_task_input(kind, input);
+    if (task_path(kind) == TaskPath::immediate) return run_immediate_task(session_id, kind, std::move(t), stream, std::move(listener));
     check_supported(kind);
     check_grammar(input, "task input");
     t->kind = kind;
     t->stream = stream;
     t->listener = std::move(listener);
     t->created = Clock::now();
-    const bool pooled = kind == TaskKind::embedding || kind == TaskKind::rerank;
+    const bool pooled = task_path(kind) == TaskPath::pooled;
     // A chat of a busy session depends on the turns still to come: the driver prepares it.
     bool prepare_now = !pooled;
     Snapshot snap;
@@ -350,6 +347,35 @@ int Server::create_task(int session_id, TaskKind kind, const json & given, bool 
         id = t->id;
     }
     wake();   // after unlocking: the woken driver wants the lock at once
+    return id;
+}
+
+// An immediate kind (tokenize, detokenize) is computed here, on the caller's thread, and
+// registered finished: get_result has it at once, a listener hears of it before we return.
+int Server::run_immediate_task(int session_id, TaskKind kind, TaskPtr t, bool stream,
+                               std::shared_ptr<TaskListener> listener) {
+    if (stream) {
+        fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string("a ") + task_kind_name(kind) + " task does not stream");
+    }
+    std::string result = run_immediate(kind, core_->vocab, t->input);
+    t->kind = kind;
+    t->listener = std::move(listener);
+    t->created = t->finished = Clock::now();
+    t->state = TaskState::done;
+    t->result = std::move(result);
+    int id;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (stopping_) fail(LLAMA_ERROR_CANCELLED, "the server is shutting down");
+        if (session_id > 0 && !sessions_.count(session_id)) {
+            fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
+        }
+        t->id = next_task_id_++;
+        t->session_id = session_id;   // accepted for symmetry; the session is not touched
+        tasks_.emplace(t->id, t);
+        id = t->id;
+    }
+    if (t->listener) t->listener->on_done(id, LLAMA_SUCCESS, t->result);
     return id;
 }
 

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "input.h"
 #include "lls_common.h"
+#include "slot_table.h"
 
 #include <atomic>
 #include <chrono>
@@ -41,6 +42,9 @@ struct TaskListener {
     virtual ~TaskListener() = default;
     virtual void on_chunk(int task_id, const std::string & chunk_json) = 0;
     virtual void on_done(int task_id, llama_error_t code, const std::string & result_json) = 0;
+    // The id the caller knows the task by, shown by status and session info (the NIF's ids
+    // are unique in the VM); 0: the core's own id.
+    virtual long long public_id() const { return 0; }
 };
 
 enum class TaskState { queued, running, done };
@@ -187,10 +191,13 @@ class Server {
     int  pick_slot(const Session * s) const;
     void move_to_similar_slot(const TaskPtr & t, server_task & task);
     void check_supported(TaskKind kind) const;
+    int  run_immediate_task(int session_id, TaskKind kind, TaskPtr t, bool stream,
+                            std::shared_ptr<TaskListener> listener);
     void check_grammar(const json & obj, const char * what) const;
     void validate_with_core(TaskKind kind, const json & data) const;
     void check_token_ids(const json & input) const;   // completion: ids inside the vocabulary
     json merged_input(const Task & t, const Session * s) const;
+    json shown_task_id(int task_id) const;   // under mu_: the id status shows (see TaskListener)
 
     ServerConfig cfg_;
     std::unique_ptr<Core> core_;
@@ -204,11 +211,7 @@ class Server {
     std::map<int, Session> sessions_;
     std::map<int, TaskPtr> tasks_;                 // ordered by id = submission order
     std::unordered_map<int, TaskPtr> by_core_id_;
-    std::vector<int> slot_task_;                   // task id per slot, 0 = free
-    std::vector<int> slot_tokens_;                 // tokens cached per slot (last known)
-    std::vector<std::vector<int>> slot_cache_;     // those tokens, for slot_prompt_similarity
-    std::vector<long long> slot_used_at_;          // LRU stamp per slot
-    long long use_clock_ = 0;
+    SlotTable slots_;
     int next_session_id_ = 1, next_task_id_ = 1;
     int n_unfinished_ = 0;           // tasks not done yet, for max_queued_tasks in O(1)
     bool dispatch_needed_ = false;

@@ -40,9 +40,31 @@ const std::string & backend_text() {
     return text;
 }
 
+// Every device ggml can compute on (the CPU; GPUs in a GPU build that finds a driver and a
+// GPU), with its memory now: asked each time, outside the lock.
+json devices_json(int * n_gpus) {
+    json out = json::array();
+    *n_gpus = 0;
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        size_t free = 0, total = 0;
+        ggml_backend_dev_memory(dev, &free, &total);
+        const enum ggml_backend_dev_type type = ggml_backend_dev_type(dev);
+        const char * kind = type == GGML_BACKEND_DEVICE_TYPE_CPU ? "cpu"
+                          : type == GGML_BACKEND_DEVICE_TYPE_GPU ? "gpu"
+                          : type == GGML_BACKEND_DEVICE_TYPE_IGPU ? "igpu" : "accel";
+        if (type == GGML_BACKEND_DEVICE_TYPE_GPU || type == GGML_BACKEND_DEVICE_TYPE_IGPU) (*n_gpus)++;
+        out.push_back({{"name", ggml_backend_dev_name(dev)}, {"description", ggml_backend_dev_description(dev)},
+                       {"type", kind}, {"memory_total", total}, {"memory_free", free}});
+    }
+    return out;
+}
+
 }  // namespace
 
 std::string Server::status_json() {
+    int n_gpus = 0;
+    json devices = devices_json(&n_gpus);
     std::lock_guard<std::mutex> lk(mu_);
     json j = json::object();
     j["state"] = loaded_ ? (stopping_ ? "stopping" : "ready") : "no_model";
@@ -60,25 +82,31 @@ std::string Server::status_json() {
         model["ftype"] = m.model_ftype;
         model["embedding"] = core_->embedding;
         model["rerank"] = core_->rerank;
+        // as llama.cpp places them: the last n_gpu_layers of n_layer + 1 (the output layer)
+        const int n_layer = llama_model_n_layer(core_->model);
+        const int want = core_->params.n_gpu_layers < 0 ? n_layer + 1 : core_->params.n_gpu_layers;
+        model["n_layer"] = n_layer;
+        model["gpu_layers"] = n_gpus > 0 ? std::min(want, n_layer + 1) : 0;
         j["model"] = model;
         j["n_ctx_slot"] = core_->n_ctx_slot;
     } else {
         j["model"] = nullptr;
     }
     j["n_parallel"] = cfg_.n_parallel;
+    j["devices"] = std::move(devices);
 
     std::map<int, int> session_of_task;
     for (auto & kv : tasks_) session_of_task[kv.first] = kv.second->session_id;
     json slots = json::array();
-    for (int i = 0; i < (int) slot_task_.size(); i++) {
+    for (int i = 0; i < slots_.size(); i++) {
         json s = json::object();
         s["id"] = i;
-        const int tid = slot_task_[i];
+        const int tid = slots_.task(i);
         s["busy"] = tid != 0;
-        s["task"] = tid != 0 ? json(tid) : json(nullptr);
+        s["task"] = tid != 0 ? shown_task_id(tid) : json(nullptr);
         const int sid = tid != 0 ? session_of_task[tid] : 0;
         s["session"] = sid > 0 ? json(sid) : json(nullptr);
-        s["tokens_cached"] = slot_tokens_[i];
+        s["tokens_cached"] = slots_.tokens_cached(i);
         slots.push_back(s);
     }
     j["slots"] = slots;
@@ -114,6 +142,13 @@ std::string Server::status_json() {
     return out;
 }
 
+json Server::shown_task_id(int task_id) const {
+    auto it = tasks_.find(task_id);
+    if (it == tasks_.end()) return task_id;
+    const long long pub = it->second->listener ? it->second->listener->public_id() : 0;
+    return pub > 0 ? json(pub) : json(task_id);
+}
+
 std::string Server::session_info_json(int session_id) {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = sessions_.find(session_id);
@@ -132,10 +167,10 @@ std::string Server::session_info_json(int session_id) {
     j["generated_tokens"] = s.n_generated_tokens;
     j["task_count"] = s.n_tasks;
     j["queued_tasks"] = (int) s.pending.size();
-    j["running_task"] = s.running ? json(s.running->id) : json(nullptr);
+    j["running_task"] = s.running ? shown_task_id(s.running->id) : json(nullptr);
     j["dropped_turns"] = s.dropped_turns;
-    const bool on_slot = s.last_slot >= 0 && s.running && slot_task_[s.last_slot] == s.running->id;
-    j["slot"] = on_slot || (s.last_slot >= 0 && slot_task_[s.last_slot] == 0) ? json(s.last_slot) : json(nullptr);
+    const bool on_slot = s.last_slot >= 0 && s.running && slots_.task(s.last_slot) == s.running->id;
+    j["slot"] = on_slot || (s.last_slot >= 0 && slots_.is_free(s.last_slot)) ? json(s.last_slot) : json(nullptr);
     return j.dump_safe();
 }
 

@@ -122,7 +122,11 @@ LLAMA_SERVER_API void llama_server_set_log(int min_level, llama_server_log_callb
  *     one micro-batch), which must then be at least n_parallel: else load_model fails with
  *     LLAMA_ERROR_INVALID_ARGUMENT
  *   n_threads (int, 1..1024, default: number of cores), n_threads_batch (1..1024, default n_threads)
- *   n_gpu_layers (int, -1 = all), flash_attn (true, false or "auto", default "auto"),
+ *   n_gpu_layers (int, -1 = all; a GPU build only, see get_status "devices"),
+ *   main_gpu (int, 0..127, default 0), split_mode ("none", "layer" or "row", default
+ *     "layer"), tensor_split (array of numbers >= 0, one share per GPU): as llama.cpp's
+ *     -mg, -sm and -ts; ignored without a GPU
+ *   flash_attn (true, false or "auto", default "auto"),
  *   cont_batching (bool, default true)
  *   timeout_read (seconds, default 600): unfetched finished results are dropped after this
  *   timeout_write (seconds, default 600): a task still queued after this fails with TIMEOUT
@@ -207,13 +211,19 @@ LLAMA_SERVER_API llama_error_t llama_server_close_session(void * server_handle, 
  * @param session_id [in] a session, or <= 0 for a stateless one-shot task
  * @param task_type  [in] "completion" (input as llama.cpp's /completion: prompt, n_predict,
  *   temperature, stop, ...), "chat" (as /v1/chat/completions: messages, max_tokens or
- *   n_predict, ...), "embedding" (content: string or array), "rerank" (query, documents, top_n)
+ *   n_predict, ...), "embedding" (content: string or array), "rerank" (query, documents, top_n),
+ *   "tokenize" (content: a string, or an array of strings and token ids; add_special, default
+ *   false; parse_special, default true; with_pieces, default false) giving {"tokens": [ids]}
+ *   or, with pieces, {"tokens": [{"id", "piece"}]} (a piece that is not valid UTF-8 alone is
+ *   an array of its bytes), and "detokenize" (tokens: [ids]) giving {"content": text}, as
+ *   llama-server's /tokenize and /detokenize. tokenize and detokenize need only the model's
+ *   vocabulary: they are computed by this call (no slot, no queue; they do not stream).
  * @param input_json [in] JSON object. Validated here: unknown keys and wrong types fail now;
  *   a null value means the key is not given. A "grammar" (GBNF, with a "root" rule, nesting
  *   parentheses at most 100 deep) is parsed here too.
  * @param task_id    [out] the new id (> 0)
  * @return LLAMA_SUCCESS; LLAMA_ERROR_INVALID_ARGUMENT (NULL, bad JSON, unknown task type or
- *   key, a grammar that does not parse); LLAMA_ERROR_SESSION_NOT_FOUND; LLAMA_ERROR_MODEL_NOT_LOADED;
+ *   key, a grammar that does not parse, a token id outside the model's vocabulary); LLAMA_ERROR_SESSION_NOT_FOUND; LLAMA_ERROR_MODEL_NOT_LOADED;
  *   LLAMA_ERROR_NOT_SUPPORTED (task type the loaded model cannot do);
  *   LLAMA_ERROR_SERVER_BUSY (max_queued_tasks unfinished tasks already).
  */
@@ -285,7 +295,9 @@ LLAMA_SERVER_API llama_error_t llama_server_cancel_task(void * server_handle, in
 /* Status                                                                                   */
 
 /**
- * Server status JSON: state ("no_model", "ready"), model facts, every slot (id, busy,
+ * Server status JSON: state ("no_model", "ready"), model facts (with n_layer and gpu_layers,
+ * the layers offloaded to GPUs), devices (each device ggml computes on: name, description,
+ * type "cpu"/"gpu"/"igpu"/"accel", memory_total and memory_free in bytes), every slot (id, busy,
  * session, task, tokens cached), session count, task counts (queued: waiting for a slot;
  * running: handed to the core, where a completion or chat holds a slot; unfetched: finished,
  * result not yet read), totals (prompt tokens, generated tokens, tokens per second), and

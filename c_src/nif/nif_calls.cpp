@@ -34,17 +34,6 @@ struct Use {
 
 ERL_NIF_TERM ok_tuple(ErlNifEnv * env, ERL_NIF_TERM t) { return enif_make_tuple2(env, A.ok, t); }
 
-std::string with_public_ids(Shared & sh, const std::string & text) {
-    std::map<int, long long> core_to_pub;
-    {
-        std::lock_guard<std::mutex> lk(sh.mu);
-        for (auto & kv : sh.tasks) {
-            if (kv.second.core_id >= 0) core_to_pub[kv.second.core_id] = kv.first;
-        }
-    }
-    return remap_task_ids(text, core_to_pub);
-}
-
 }  // namespace
 
 // init_server(Config) -> {ok, Server}. Two keys are the NIF's own: "model" (a path, loaded
@@ -176,12 +165,14 @@ ERL_NIF_TERM nif_create_task(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
         else lls::fail(LLAMA_ERROR_INVALID_ARGUMENT, "stream must be true, false or undefined");
         const Format fmt = arg_to_format(env, argv[5], argv[6]);
 
+        // the task's messages go to reply_to (default: the caller), which owns it: its
+        // exit cancels the task, and only it may fetch the result
         ErlNifPid self;
-        if (!enif_self(env, &self)) lls::fail(LLAMA_ERROR_INVALID_ARGUMENT, "create_task needs a calling process");
+        if (!enif_get_local_pid(env, argv[7], &self)) lls::fail(LLAMA_ERROR_INVALID_ARGUMENT, "reply_to must be a local pid");
         const long long pub = next_task_id();
         {
             std::lock_guard<std::mutex> lk(u.sh->mu);
-            if (!u.sh->watch_locked(env, u.res, self)) lls::fail(LLAMA_ERROR_INVALID_ARGUMENT, "the calling process is exiting");
+            if (!u.sh->watch_locked(env, u.res, self)) lls::fail(LLAMA_ERROR_INVALID_ARGUMENT, "the process that would own the task (reply_to, or the caller) is not alive");
             TaskRec rec;
             rec.owner = self;
             u.sh->tasks.emplace(pub, rec);
@@ -281,7 +272,7 @@ ERL_NIF_TERM nif_status(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
     return guarded(env, [&] {
         Use u(env, argv[0]);
         const Format fmt = arg_to_format(env, argv[1], argv[2]);
-        return ok_tuple(env, json_to_term(env, with_public_ids(*u.sh, u->status_json()), fmt));
+        return ok_tuple(env, json_to_term(env, u->status_json(), fmt));
     });
 }
 
@@ -292,7 +283,7 @@ ERL_NIF_TERM nif_session_info(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
         Use u(env, argv[0]);
         const int sid = (int) arg_to_int(env, argv[1], "session id", 1, INT32_MAX);
         const Format fmt = arg_to_format(env, argv[2], argv[3]);
-        return ok_tuple(env, json_to_term(env, with_public_ids(*u.sh, u->session_info_json(sid)), fmt));
+        return ok_tuple(env, json_to_term(env, u->session_info_json(sid), fmt));
     });
 }
 

@@ -71,10 +71,6 @@ Format arg_to_format(ErlNifEnv * env, ERL_NIF_TERM format, ERL_NIF_TERM null_ato
 // JSON text -> term in `env` (or the binary, when raw). Throws on invalid JSON.
 ERL_NIF_TERM json_to_term(ErlNifEnv * env, const std::string & text, const Format & f);
 
-// Status and session-info JSON name tasks by the core's ids: give them the public ids
-// (a task the NIF no longer tracks becomes null).
-std::string remap_task_ids(const std::string & text, const std::map<int, long long> & core_to_pub);
-
 // The "message" of the core's error JSON {"error": {"message": ...}}, or the text itself.
 std::string error_message_of(const std::string & result_json);
 

@@ -64,7 +64,7 @@ ErlNifFunc funcs[] = {
     {"nif_destroy_server", 1, nif_destroy_server, IO},  // joins the core's threads
     {"nif_create_session", 3, nif_create_session, CPU},
     {"nif_close_session", 2, nif_close_session, CPU},
-    {"nif_create_task", 7, nif_create_task, CPU},       // JSON, validation, chat template
+    {"nif_create_task", 8, nif_create_task, CPU},       // JSON, validation, chat template
     {"nif_cancel_task", 2, nif_cancel_task, CPU},
     {"nif_task_known", 2, nif_task_known, 0},           // try_lock only, else busy:
     {"nif_task_known_dirty", 2, nif_task_known_dirty, CPU},   // ... then this one

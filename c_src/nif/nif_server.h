@@ -85,6 +85,7 @@ struct Listener : lls::TaskListener {
         : sh(sh), srv(srv), pub(pub), to(to), fmt(fmt) {}
     void on_chunk(int task_id, const std::string & chunk_json) override;
     void on_done(int task_id, llama_error_t code, const std::string & result_json) override;
+    long long public_id() const override { return pub; }
 };
 
 // Public task ids are unique in the VM, so that a process using two servers can tell their

@@ -367,23 +367,6 @@ ERL_NIF_TERM json_to_term(ErlNifEnv * env, const std::string & text, const Forma
     return out;
 }
 
-std::string remap_task_ids(const std::string & text, const std::map<int, long long> & core_to_pub) {
-    nlohmann::ordered_json j = nlohmann::ordered_json::parse(text, nullptr, false);
-    if (!j.is_object()) return text;
-    auto fix = [&](nlohmann::ordered_json & v) {
-        if (!v.is_number_integer()) return;
-        auto it = core_to_pub.find(v.get<int>());
-        v = it != core_to_pub.end() ? nlohmann::ordered_json(it->second) : nlohmann::ordered_json(nullptr);
-    };
-    if (j.contains("slots") && j["slots"].is_array()) {
-        for (auto & slot : j["slots"]) {
-            if (slot.is_object() && slot.contains("task")) fix(slot["task"]);
-        }
-    }
-    if (j.contains("running_task")) fix(j["running_task"]);
-    return j.dump();
-}
-
 std::string error_message_of(const std::string & result_json) {
     nlohmann::json j = nlohmann::json::parse(result_json, nullptr, false);
     if (j.is_object() && j.contains("error")) {
