@@ -8,16 +8,23 @@ defmodule LlamaNif do
       {:ok, task} = LlamaNif.create_task(server, session, :chat,
                                          %{messages: [%{role: "user", content: "Hi"}]})
       {:ok, result} = LlamaNif.get_result(server, task, 30_000)
-      LlamaNif.content(result)
+      LlamaNif.text(result)
 
-  Configs and inputs are maps (atom or string keys), or JSON strings. Results are maps with
-  string keys; JSON null is `nil` here. Errors are `{:error, {code, detail}}` with `code` an
-  atom named after the C error code (`:invalid_argument`, `:timeout`, `:cancelled`, ...).
+  This is the low-level API: the caller holds the server handle. For a supervised server
+  called by name from any process, see `LlamaNif.Server`.
 
-  A task's events go to the process that created it (`{:llama_chunk, id, chunk}`,
-  `{:llama_done, id, result}`, `{:llama_error, id, reason}`); the tasks of a process that
-  exits are cancelled. Sessions created with `close_on_exit: true` are closed when their
-  owner exits. A server is freed by `destroy_server/1` or when garbage-collected.
+  Configs and inputs are maps (atom or string keys), or JSON strings. Text in an input map
+  (`prompt`, `content`, `system_prompt`, `stop`, `query`, `documents`, ...) may be a string,
+  a charlist or iodata; a prompt of token ids is `{:tokens, ids}`. Results are maps with
+  string keys; JSON null is `nil` here; `text/1` and `chunk_text/1` give their text. Errors
+  are `{:error, {code, detail}}` with `code` an atom named after the C error code
+  (`:invalid_argument`, `:timeout`, `:cancelled`, ...).
+
+  A task's events go to the process that created it, or to `reply_to:`
+  (`{:llama_chunk, id, chunk}`, `{:llama_done, id, result}`, `{:llama_error, id, reason}`);
+  the tasks of a process that exits are cancelled. Sessions created with
+  `close_on_exit: true` are closed when their owner exits. A server is freed by
+  `destroy_server/1` or when garbage-collected.
   """
 
   @typedoc "A server handle (opaque); freed by `destroy_server/1` or when garbage-collected."

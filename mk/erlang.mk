@@ -7,7 +7,7 @@ MIX_VARS     := MIX_ENV=test HEX_OFFLINE=1 MIX_HOME=$(CURDIR)/.cache/mix
 BUILD_EXTRA += llama_nif
 TEST_EXTRA  += test-erl test-ex test-nif-py
 
-.PHONY: deps-erl nif test-erl test-ex test-nif-py example-erl clean-erl
+.PHONY: deps-erl nif test-erl test-ex test-nif-py example-erl dialyzer-erl clean-erl
 
 deps: deps-erl
 
@@ -46,6 +46,11 @@ test-nif-py: nif model
 
 example-erl: nif model
 	escript examples/erlang_usage_pattern.escript
+
+# Dialyzer over src/ (not part of make test): 47 s here the first time, when rebar3 builds
+# its PLT of erts, kernel and stdlib (~/.cache/rebar3), 3 s after that (2 cores).
+dialyzer-erl: deps-erl
+	rebar3 dialyzer
 
 clean-erl:
 	rm -rf _build priv/llama_nif.so
