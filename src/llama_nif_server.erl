@@ -104,12 +104,14 @@ start_link(Args) ->
 stop(Ref) ->
     stop(Ref, infinity).
 
+%% @doc Stops the server within Timeout (its NIF server is destroyed).
 -spec stop(server_ref(), timeout()) -> ok.
 stop(Ref, Timeout) ->
     gen_server:stop(Ref, normal, Timeout).
 
 %%% ---- calls ----------------------------------------------------------------------------
 
+%% @equiv chat(Ref, Input, #{})
 -spec chat(server_ref(), term()) -> {ok, term()} | {error, reason()}.
 chat(Ref, Input) ->
     chat(Ref, Input, #{}).
@@ -122,6 +124,7 @@ chat(Ref, Input) ->
 chat(Ref, Input, Opts) ->
     run(Ref, chat, chat_input(Input), Opts).
 
+%% @equiv complete(Ref, Input, #{})
 -spec complete(server_ref(), term()) -> {ok, term()} | {error, reason()}.
 complete(Ref, Input) ->
     complete(Ref, Input, #{}).
@@ -131,6 +134,7 @@ complete(Ref, Input) ->
 complete(Ref, Input, Opts) ->
     run(Ref, completion, input(prompt, Input), Opts).
 
+%% @equiv embed(Ref, Input, #{})
 -spec embed(server_ref(), term()) -> {ok, term()} | {error, reason()}.
 embed(Ref, Input) ->
     embed(Ref, Input, #{}).
@@ -141,6 +145,7 @@ embed(Ref, Input) ->
 embed(Ref, Input, Opts) ->
     run(Ref, embedding, input(content, Input), Opts).
 
+%% @equiv rerank(Ref, Query, Documents, #{})
 -spec rerank(server_ref(), term(), [term()]) -> {ok, term()} | {error, reason()}.
 rerank(Ref, Query, Documents) ->
     rerank(Ref, Query, Documents, #{}).
@@ -150,6 +155,7 @@ rerank(Ref, Query, Documents) ->
 rerank(Ref, Query, Documents, Opts) ->
     run(Ref, rerank, #{query => Query, documents => Documents}, Opts).
 
+%% @equiv tokenize(Ref, Input, #{})
 -spec tokenize(server_ref(), term()) -> {ok, term()} | {error, reason()}.
 tokenize(Ref, Input) ->
     tokenize(Ref, Input, #{}).
@@ -159,6 +165,7 @@ tokenize(Ref, Input) ->
 tokenize(Ref, Input, Opts) ->
     run(Ref, tokenize, input(content, Input), Opts).
 
+%% @equiv detokenize(Ref, Input, #{})
 -spec detokenize(server_ref(), term()) -> {ok, term()} | {error, reason()}.
 detokenize(Ref, Input) ->
     detokenize(Ref, Input, #{}).
@@ -224,6 +231,7 @@ counts(#{<<"timings">> := #{} = T}) ->
 counts(_) ->
     #{}.
 
+%% @equiv stream(Ref, Type, Input, #{})
 -spec stream(server_ref(), llama_nif:task_type(), term()) -> {ok, llama_nif:task_id()} | {error, reason()}.
 stream(Ref, Type, Input) ->
     stream(Ref, Type, Input, #{}).
@@ -279,10 +287,12 @@ task(Ref, Type, Input, Opts, Stream) ->
 
 %%% ---- sessions -------------------------------------------------------------------------
 
+%% @equiv open_session(Ref, #{}, #{})
 -spec open_session(server_ref()) -> {ok, session()} | {error, reason()}.
 open_session(Ref) ->
     open_session(Ref, #{}, #{}).
 
+%% @equiv open_session(Ref, Config, #{})
 -spec open_session(server_ref(), llama_nif:json_arg()) -> {ok, session()} | {error, reason()}.
 open_session(Ref, Config) ->
     open_session(Ref, Config, #{}).
@@ -306,6 +316,7 @@ open_session(Ref, Config, Opts) ->
 close_session(Ref, Session) ->
     call(Ref, {session, close, Session}, ?DEFAULT_TIMEOUT).
 
+%% @equiv session_info(Ref, Session, #{})
 -spec session_info(server_ref(), session()) -> {ok, term()} | {error, reason()}.
 session_info(Ref, Session) ->
     session_info(Ref, Session, #{}).
@@ -316,6 +327,7 @@ session_info(Ref, Session) ->
 session_info(Ref, Session, Opts) ->
     call(Ref, {session, {info, Opts}, Session}, ?DEFAULT_TIMEOUT).
 
+%% @equiv status(Ref, #{})
 -spec status(server_ref()) -> {ok, term()} | {error, reason()}.
 status(Ref) ->
     status(Ref, #{}).
