@@ -56,13 +56,13 @@ $(STAMP)/deps-py: python/requirements.txt
 MINUTES ?= 10
 comma := ,
 fuzz: deps build model
-	PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools.fuzz --minutes $(MINUTES)
+	PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools.stress.fuzz --minutes $(MINUTES)
 
 # soaks: the C API from 16 threads (MINUTES, CACHE_RAM_MIB=0 to disable the prompt cache),
 # then the NIF with worker processes killed at random; both print an account and an RSS curve
 soak: soak-c soak-nif
 soak-c: deps build model
-	PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools.soak --minutes $(MINUTES) \
+	PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools.stress.soak --minutes $(MINUTES) \
 	    $(if $(CACHE_RAM_MIB),--cache-ram-mib $(CACHE_RAM_MIB))
 soak-nif: nif model
 	rebar3 as test compile

@@ -6,8 +6,9 @@ import json
 import subprocess
 import time
 
-from llama_nif_tools import paths, pins
+from llama_nif_tools import paths
 from llama_nif_tools.binding import CODES, NAMES, ffi, last_error, lib  # noqa: F401 (re-exported)
+from llama_nif_tools.build import pins
 
 MODEL_PATH = paths.MODELS / pins.DEFAULT_MODEL.filename
 ROOT = paths.ROOT

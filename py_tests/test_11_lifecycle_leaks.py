@@ -3,7 +3,8 @@ import re
 
 import pytest
 
-from llama_nif_tools import binding, paths, pins
+from llama_nif_tools import binding, paths
+from llama_nif_tools.build import pins
 
 MODEL = paths.MODELS / pins.DEFAULT_MODEL.filename
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from helpers import E
-from llama_nif_tools import embed_models
 from llama_nif_tools.binding import LlamaError, Server
+from llama_nif_tools.models import embed_models
 
 REF = json.loads((Path(__file__).parent / "data" / "rerank_reference.json").read_text())
 TOL = REF["tolerance"]["abs"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import CODES, HEADER, LIB_DIR, ROOT, sh
-from llama_nif_tools import embed_models
+from llama_nif_tools.models import embed_models
 
 HERE = Path(__file__).parent
 REF = json.loads((HERE / "data" / "rerank_reference.json").read_text())

@@ -11,7 +11,8 @@ import textwrap
 import pytest
 
 from helpers import CODES, MODEL_PATH
-from llama_nif_tools import embed_models, paths
+from llama_nif_tools import paths
+from llama_nif_tools.models import embed_models
 
 pytestmark = pytest.mark.model
 

@@ -1,4 +1,4 @@
-"""The fuzz harness (python/llama_nif_tools/fuzz.py, `make fuzz`): every seed input of
+"""The fuzz harness (python/llama_nif_tools/stress/fuzz.py, `make fuzz`): every seed input of
 fuzz/corpus once, then a short mutation run, each in a child process with the real models.
 A crash, an undocumented code or a task that outlives its cancel fails the run."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.model
 
 def fuzz(*args):
     env = dict(os.environ, PYTHONPATH=str(paths.ROOT / "python"))
-    p = subprocess.run([sys.executable, "-m", "llama_nif_tools.fuzz", *args], capture_output=True, text=True,
+    p = subprocess.run([sys.executable, "-m", "llama_nif_tools.stress.fuzz", *args], capture_output=True, text=True,
                        env=env, cwd=paths.ROOT, timeout=900)
     assert p.returncode == 0, f"fuzz {args} ended with {p.returncode}:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
     return p.stdout

@@ -1,5 +1,5 @@
 """The conformance cases that make sense for Erlang, run against the NIF (priv/llama_nif.so)
-in a real Erlang node, driven through a port (llama_nif_tools.erl_port, test/llama_nif_port.erl).
+in a real Erlang node, driven through a port (py_tests/erl_port.py, test/llama_nif_port.erl).
 
 Errors come back as {error, {Code, Detail}}, Code an atom named after the C error code."""
 from __future__ import annotations
@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
+from erl_port import Atom, NifPort
 from helpers import LONG, MODEL_PATH
 from llama_nif_tools import paths
-from llama_nif_tools.erl_port import Atom, NifPort
 
 pytestmark = pytest.mark.model
 CFG = {"n_parallel": 2, "n_ctx": 1024, "log_level": "error"}

@@ -4,7 +4,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import build, fetch, paths
+from . import paths
+from .build import cmake, fetch
 
 
 def main(argv=None) -> int:
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     bn.add_argument("--phases", default="gen,engine,embed", help="subset of gen,engine,embed")
     bn.add_argument("--no-build", action="store_true", help="use the binaries already in build/")
     bn.add_argument("--omp-wait-policy", default="default", choices=["passive", "active", "default"],
-                    help="OMP_WAIT_POLICY of every process (default: left as users get it; see bench_procs.ENV)")
+                    help="OMP_WAIT_POLICY of every process (default: left as users get it; see bench.bench_procs.ENV)")
     bn.add_argument("--out", help="results folder (default bench-results/)")
     bc = sub.add_parser("bench-cpu", help="the portable build against a native build on this machine")
     bc.add_argument("--repeats", type=int, default=3, help="rounds (median taken)")
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
         print(fetch.llama_cpp_source())
     elif args.cmd == "model":
         if args.name in fetch.pins.EMBED_MODELS or args.name == "embed-all":
-            from . import embed_models
+            from .models import embed_models
             names = list(fetch.pins.EMBED_MODELS) if args.name == "embed-all" else [args.name]
             for name in names:
                 print(embed_models.ensure(name))
@@ -69,9 +70,9 @@ def main(argv=None) -> int:
         if args.amx:
             opts["LLAMA_NIF_AMX"] = "ON"
         if args.cuda or os.environ.get("LLAMA_BACKEND", "").lower() == "cuda":
-            opts.update(build.cuda_options(args.cuda_arch))
+            opts.update(cmake.cuda_options(args.cuda_arch))
         opts.update(o.split("=", 1) for o in args.option)
-        build.build(args.targets or None, Path(args.build_dir).resolve() if args.build_dir else paths.BUILD, opts)
+        cmake.build(args.targets or None, Path(args.build_dir).resolve() if args.build_dir else paths.BUILD, opts)
     elif args.cmd == "paths":
         for k in ("ROOT", "LLAMA_CPP_DIR", "MODELS", "BUILD"):
             print(f"{k}={getattr(paths, k)}")
@@ -80,11 +81,11 @@ def main(argv=None) -> int:
         from . import demo
         return demo.main(args.sessions)
     elif args.cmd == "bench":
-        from . import bench
+        from .bench import bench
         return bench.main(bench.plan_from_args(args), args.no_build, args.phases, args.omp_wait_policy,
                           Path(args.out).resolve() if args.out else None)
     elif args.cmd == "bench-cpu":
-        from . import bench_cpu, bench_procs
+        from .bench import bench_cpu, bench_procs
         bench_procs.set_omp_wait_policy(args.omp_wait_policy)
         return bench_cpu.main(args.repeats, args.n_predict, args.no_build)
     return 0

@@ -3,7 +3,8 @@ import sys
 import threading
 import time
 
-from . import binding, fetch
+from . import binding
+from .build import fetch
 from .progress import say
 
 QUESTIONS = [

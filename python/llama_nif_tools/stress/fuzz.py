@@ -1,8 +1,8 @@
 """Structure-aware fuzzing of every JSON entry point of the C API, with real models loaded.
 
-    python -m llama_nif_tools.fuzz --minutes 10             # all entry points (make fuzz)
-    python -m llama_nif_tools.fuzz --minutes 1 --entry chat
-    python -m llama_nif_tools.fuzz fuzz/crashes/crash-...   # rerun one input
+    python -m llama_nif_tools.stress.fuzz --minutes 10             # all entry points (make fuzz)
+    python -m llama_nif_tools.stress.fuzz --minutes 1 --entry chat
+    python -m llama_nif_tools.stress.fuzz fuzz/crashes/crash-...   # rerun one input
 
 An input is one file: its first line names the entry point (server_config, model_config,
 session_config, completion, chat, embedding, rerank), the rest is the JSON text handed to the
@@ -27,9 +27,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import embed_models, paths, pins
-from .binding import SHORT as C
-from .binding import LlamaError, Server
+from .. import paths
+from ..binding import SHORT as C
+from ..binding import LlamaError, Server
+from ..build import pins
+from ..models import embed_models
 
 ENTRIES = ["server_config", "model_config", "session_config", "completion", "chat", "embedding", "rerank"]
 CORPUS = paths.ROOT / "fuzz" / "corpus"

@@ -12,8 +12,10 @@ import statistics
 import time
 from pathlib import Path
 
-from . import bench_procs, bench_report, build, paths, pins
-from .progress import say
+from .. import paths
+from ..build import cmake, pins
+from ..progress import say
+from . import bench_procs, bench_report
 
 NATIVE_DIR = paths.ROOT / "build-native"
 # ~500 tokens of varied prose for prompt processing (a tag in front keeps the cache cold)
@@ -44,8 +46,8 @@ def main(repeats: int = 3, n_predict: int = 64, skip_build: bool = False, out: P
     out = out or paths.ROOT / "bench-results"
     out.mkdir(parents=True, exist_ok=True)
     if not skip_build:
-        build.build(["llama_nif_bench"])
-        build.build(["llama_nif_bench"], NATIVE_DIR, {"LLAMA_NIF_NATIVE": "ON", "LLAMA_NIF_BUILD_NIF": "OFF"})
+        cmake.build(["llama_nif_bench"])
+        cmake.build(["llama_nif_bench"], NATIVE_DIR, {"LLAMA_NIF_NATIVE": "ON", "LLAMA_NIF_BUILD_NIF": "OFF"})
     model = paths.MODELS / pins.DEFAULT_MODEL.filename
     s = bench_procs.Settings()
     cols = _columns(model, s, out)

@@ -47,7 +47,7 @@ DEFAULT_MODEL = QWEN_CODER_05B
 MODELS = {QWEN_CODER_05B.name: QWEN_CODER_05B}
 
 
-# --- embedding and reranking models (see embed_models.py) ---
+# --- embedding and reranking models (see models/embed_models.py) ---
 
 @dataclass(frozen=True)
 class Wheel:
@@ -60,7 +60,7 @@ class Wheel:
 
 @dataclass(frozen=True)
 class ConvertedModel:
-    """A GGUF file that embed_models.py converts (torch-free) from a pinned source; the output is
+    """A GGUF file that models/embed_models.py converts (torch-free) from a pinned source; the output is
     deterministic, so its sha256 is pinned too and checked after every conversion."""
     name: str
     filename: str

@@ -1,5 +1,6 @@
-"""Talk to the NIF from Python: an Erlang node running test/llama_nif_port.erl as a port
-program (4-byte length frames of external term format, via erlang-py's `erlang` module).
+"""Test support of test_20_nif_conformance.py. Talk to the NIF from Python: an Erlang node
+running test/llama_nif_port.erl as a port program (4-byte length frames of external term
+format, via erlang-py's `erlang` module).
 
 Python str <-> Erlang binary, dict <-> map, list <-> list, Atom <-> atom, tuple <-> tuple.
 Calls made with the same `caller` run in one Erlang process, in order, so a task's messages
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import erlang
 
-from . import paths
+from llama_nif_tools import paths
 
 
 class Atom(str):

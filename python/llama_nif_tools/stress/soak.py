@@ -1,7 +1,7 @@
 """Soak of the C API: many threads, every task kind, cancels, timeouts, tiny buffers, sessions
 closed under running tasks, streams stopped early; then an account of every task.
 
-    python -m llama_nif_tools.soak --minutes 30 --cache-ram-mib 0     (make soak-c)
+    python -m llama_nif_tools.stress.soak --minutes 30 --cache-ram-mib 0     (make soak-c)
 
 Reports tasks by kind and outcome, the codes every call returned, lost tasks (created, never
 ended), duplicated results (a second final result or stream end for one task, or a released
@@ -18,9 +18,11 @@ import sys
 import threading
 import time
 
-from . import embed_models, paths, pins
-from .binding import SHORT as C
-from .binding import LlamaError, Server
+from .. import paths
+from ..binding import SHORT as C
+from ..binding import LlamaError, Server
+from ..build import pins
+from ..models import embed_models
 
 NAMES = {code: name for name, code in C.items()}
 # what a result may end with in this workload; anything else is a finding

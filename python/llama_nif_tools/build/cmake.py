@@ -4,8 +4,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import fetch, paths
-from .progress import say
+from .. import paths
+from ..progress import say
+from . import fetch
 
 # CPU options (CMakeLists.txt), taken from the environment when set, e.g.
 # `LLAMA_NIF_NATIVE=ON make build`; unset, a build folder keeps what it was configured with.

@@ -11,8 +11,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import bench_http, bench_procs, bench_report, build, paths, pins
-from .progress import say
+from .. import paths
+from ..build import cmake, pins
+from ..progress import say
+from . import bench_http, bench_procs, bench_report
 
 PROMPT = ("Explain, step by step, how a hash map stores and finds keys: hashing, buckets, "
           "collisions, resizing, and the cost of each operation.")
@@ -44,7 +46,7 @@ def ensure_built(skip: bool) -> None:
     if skip:
         return
     for t in TARGETS:   # one at a time: the machine is small and shared
-        build.build([t])
+        cmake.build([t])
 
 
 def ensure_matplotlib() -> None:

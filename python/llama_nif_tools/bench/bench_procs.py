@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
+from .. import paths
 
 BIN = paths.BUILD / "bin"
 

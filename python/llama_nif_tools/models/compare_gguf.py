@@ -1,6 +1,6 @@
 """Dev script: prove the torch-free converter (embed_models.convert) equals llama.cpp's official one.
 
-    PYTHONPATH=python python -m llama_nif_tools.compare_gguf --python /path/to/venv/bin/python
+    PYTHONPATH=python python -m llama_nif_tools.models.compare_gguf --python /path/to/venv/bin/python
 
 --python names an interpreter that has what deps/llama.cpp/convert_hf_to_gguf.py imports: torch
 (CPU build; `pip install torch==2.13.0` where a local CPU wheel lies, else PyTorch's CPU index),
@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import embed_models, paths, pins
+from .. import paths
+from ..build import pins
+from . import embed_models
 
 # differences the rerank conversion makes on purpose (official -> ours)
 EXPECTED_RERANK = {"tensor only in ours: cls.weight", "tensor only in ours: cls.bias",

@@ -4,7 +4,7 @@ reference JSON (py_tests/data/*_reference.json), independently of this project's
     cmake -S deps/llama.cpp -B /tmp/emb-build -G Ninja -DLLAMA_BUILD_TESTS=OFF \\
           -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF
     cmake --build /tmp/emb-build --target llama-embedding -j1
-    PYTHONPATH=python python -m llama_nif_tools.check_llama_embedding --bin /tmp/emb-build/bin/llama-embedding
+    PYTHONPATH=python python -m llama_nif_tools.models.check_llama_embedding --bin /tmp/emb-build/bin/llama-embedding
 
 Embeddings: `--pooling mean --embd-normalize 2`, cosine with the sentence-transformers vector must be
 >= the JSON's tolerance (0.999). Rerank: `--pooling rank --embd-normalize -1`, prompts
@@ -22,7 +22,8 @@ import sys
 
 import numpy as np
 
-from . import embed_models, paths
+from .. import paths
+from . import embed_models
 
 DATA = paths.ROOT / "py_tests" / "data"
 SEP, SEQ = "<#sep#>", "<#seq#>"

@@ -10,8 +10,9 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from . import paths, pins
-from .progress import Bar, say
+from .. import paths
+from ..progress import Bar, say
+from . import pins
 
 CHUNK = 1 << 20
 

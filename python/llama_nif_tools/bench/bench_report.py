@@ -6,7 +6,7 @@ import json
 import statistics
 from pathlib import Path
 
-from .progress import say
+from ..progress import say
 
 SYSTEMS = (("c", "C API"), ("nif", "NIF"), ("server", "llama-server"))
 
