@@ -9,8 +9,8 @@
 #   - cudart and cuBLAS are shared libraries copied beside ours (RPATH $ORIGIN), so the
 #     library loads on a machine with no CUDA toolkit installed.
 #
-# cuBLAS comes from PyPI (nvidia-cublas, see pins.CUBLAS; `python -m llama_nif_tools cuda`
-# unpacks it) unless LLAMA_NIF_CUBLAS_DIR points at a folder with include/ and lib/.
+# cuBLAS comes from PyPI (nvidia-cublas, see pins.CUBLAS;
+# `python -m llama_nif_tools build --cuda` fetches it) unless LLAMA_NIF_CUBLAS_DIR points at a folder with include/ and lib/.
 set(LLAMA_NIF_CUDA_ARCHITECTURES "90" CACHE STRING
     "CUDA architectures of the CUDA build (CMAKE_CUDA_ARCHITECTURES syntax; 90 = H100/H200)")
 set(LLAMA_NIF_CUBLAS_DIR "" CACHE PATH "cuBLAS folder (include/, lib/); empty: the toolkit's own")

@@ -18,7 +18,8 @@ def test_server_config_accepts_every_documented_key():
     cfg = {"n_parallel": 3, "n_ctx": 512, "n_batch": 256, "n_ubatch": 128, "n_threads": 2,
            "n_threads_batch": 2, "n_gpu_layers": 0, "flash_attn": False, "cont_batching": True,
            "timeout_read": 30, "timeout_write": 30.5, "slot_prompt_similarity": 0.5,
-           "max_queued_tasks": 7, "cache_ram_mib": 0, "log_level": "error"}
+           "max_queued_tasks": 7, "cache_ram_mib": 0, "log_level": "error", "main_gpu": 0,
+           "split_mode": "row", "tensor_split": [3, 1.5]}
     with Server(cfg) as s:
         st = s.status()
         assert st["n_parallel"] == 3 and len(st["slots"]) == 3
@@ -48,6 +49,10 @@ SERVER_BAD = [
     ({"cont_batching": 1}, "cont_batching"), ({"flash_attn": "yes"}, "flash_attn"),
     ({"max_queued_tasks": 0}, "max_queued_tasks"), ({"cache_ram_mib": -1}, "cache_ram_mib"),
     ({"log_level": "loud"}, "log_level"), ({"log_level": 3}, "log_level"),
+    ({"main_gpu": -1}, "main_gpu"), ({"main_gpu": 128}, "main_gpu"), ({"main_gpu": "0"}, "main_gpu"),
+    ({"split_mode": "rows"}, "split_mode"), ({"split_mode": 1}, "split_mode"),
+    ({"tensor_split": 0.5}, "tensor_split"), ({"tensor_split": [1, "a"]}, "tensor_split"),
+    ({"tensor_split": [-1, 2]}, "tensor_split"),
 ]
 
 
@@ -60,6 +65,18 @@ def test_server_config_rejects(cfg, key):
     finally:
         if h != ffi.NULL:
             lib().llama_server_destroy(h)
+
+
+@pytest.mark.model
+def test_status_lists_devices_and_the_layers_offloaded(make_server):
+    s = make_server({"n_parallel": 1, "n_ctx": 256, "split_mode": "none", "main_gpu": 0})
+    st = s.status()
+    cpu = [d for d in st["devices"] if d["type"] == "cpu"]
+    assert len(cpu) == 1 and cpu[0]["memory_total"] > 0 and 0 < cpu[0]["memory_free"] <= cpu[0]["memory_total"]
+    gpus = [d for d in st["devices"] if d["type"] in ("gpu", "igpu")]
+    assert st["model"]["n_layer"] == 24                      # Qwen2.5 0.5B
+    # all layers (n_gpu_layers -1) go to a GPU when there is one, else none
+    assert st["model"]["gpu_layers"] == (25 if gpus else 0)
 
 
 @pytest.mark.parametrize("text", BAD_JSON + NOT_OBJECT)
