@@ -30,9 +30,11 @@ nif-configure: deps-erl
 	    cmake -S . -B build >/dev/null; \
 	fi
 
-# The NIF alone (rebar3's pre-compile hook and mix's compile step call this).
+# The NIF alone (rebar3's pre-compile hook and mix's compile step call this). The touch makes
+# the library the stamp of "built from these sources", so those hooks stay quiet after an
+# edit that changed no object (a comment, a CMake file of another build).
 nif: deps-erl source nif-configure
-	@$(TOOL) build llama_nif
+	@$(TOOL) build llama_nif && touch priv/llama_nif.so
 
 test-erl: nif model
 	rebar3 eunit

@@ -96,3 +96,10 @@ def test_without_a_model_it_is_model_not_loaded(make_server):
     s = make_server(load=False)
     rc, _ = create_task_raw(s, 0, "tokenize", {"content": "x"})
     assert_code(rc, "MODEL_NOT_LOADED")
+
+
+def test_the_binding_wraps_both(server):
+    ids = server.tokenize(TEXT)
+    assert server.detokenize(ids) == TEXT
+    assert [p["id"] for p in server.tokenize(TEXT, with_pieces=True)] == ids
+    assert len(server.tokenize("<|im_start|>", parse_special=False)) > 1

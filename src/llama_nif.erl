@@ -41,7 +41,7 @@
          status/1, status/2, session_info/2, session_info/3,
          text/1, chunk_text/1]).
 %% for llama_nif_debug (test and debug hooks): not part of the API
--export([nif_info/0, nif_wait_servers/2, priv_dir/0]).
+-export([nif_info/0, nif_wait_servers/2, priv_dir/0, options/2]).
 
 -export_type([server/0, session_id/0, task_id/0, task_type/0, error_code/0, reason/0,
               json_arg/0, text/0, task_options/0, result/0, chunk/0]).
@@ -498,7 +498,8 @@ to_binary(L) when is_list(L) ->
     end;
 to_binary(_) -> error.
 
-%% Options: a map or a proplist ({K, V} or a bare atom for true), checked against Defaults.
+%% @private Options: a map or a proplist ({K, V} or a bare atom for true), checked against
+%% Defaults (llama_nif_server uses it too).
 options(Opts, Defaults) when is_list(Opts) ->
     try maps:from_list([case O of {K, V} -> {K, V}; K when is_atom(K) -> {K, true} end || O <- Opts]) of
         M -> options(M, Defaults)
@@ -508,7 +509,7 @@ options(Opts, Defaults) when is_list(Opts) ->
 options(Opts, Defaults) when is_map(Opts) ->
     case [K || K <- maps:keys(Opts), not is_map_key(K, Defaults)] of
         [] -> {ok, maps:merge(Defaults, Opts)};
-        [K | _] -> bad(iolist_to_binary(io_lib:format("unknown option ~0p", [K])))
+        [K | _] -> bad(iolist_to_binary(io_lib:format("unknown option ~0tp", [K])))
     end;
 options(_, _) ->
     bad(<<"options must be a map or a proplist">>).

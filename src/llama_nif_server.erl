@@ -304,7 +304,7 @@ open_session(Ref, Config) ->
 -spec open_session(server_ref(), llama_nif:json_arg(), #{owner => pid() | server} | list()) ->
     {ok, session()} | {error, reason()}.
 open_session(Ref, Config, Opts) ->
-    case options(Opts, #{owner => self()}) of
+    case llama_nif:options(Opts, #{owner => self()}) of
         {ok, #{owner := Owner}} when is_pid(Owner); Owner =:= server ->
             call(Ref, {open_session, Config, Owner}, ?DEFAULT_TIMEOUT);
         {ok, _} -> bad(<<"owner must be a pid or server">>);
@@ -388,7 +388,7 @@ remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 call_opts(Opts, Extra) ->
     Defaults = maps:merge(#{session => none, timeout => ?DEFAULT_TIMEOUT, format => map, null => null}, Extra),
-    case options(Opts, Defaults) of
+    case llama_nif:options(Opts, Defaults) of
         {ok, #{timeout := T}} when not (T =:= infinity orelse (is_integer(T) andalso T >= 0)) ->
             bad(<<"timeout must be infinity or a non-negative integer (ms)">>);
         {ok, #{stream := undefined} = O} ->
@@ -401,19 +401,6 @@ call_opts(Opts, Extra) ->
 call_opts_out(#{timeout := T, session := S} = O) ->
     {ok, T, S, maps:without([timeout, session], O)}.
 
-options(Opts, Defaults) when is_list(Opts) ->
-    try maps:from_list([case O of {K, V} -> {K, V}; K when is_atom(K) -> {K, true} end || O <- Opts]) of
-        M -> options(M, Defaults)
-    catch
-        _:_ -> bad(<<"options must be a map or a proplist">>)
-    end;
-options(Opts, Defaults) when is_map(Opts) ->
-    case [K || K <- maps:keys(Opts), not is_map_key(K, Defaults)] of
-        [] -> {ok, maps:merge(Defaults, Opts)};
-        [K | _] -> bad(iolist_to_binary(io_lib:format("unknown option ~0tp", [K])))
-    end;
-options(_, _) ->
-    bad(<<"options must be a map or a proplist">>).
 
 %% A bare text or a message list is a chat input; a map is the input itself.
 chat_input(M) when is_map(M) -> M;

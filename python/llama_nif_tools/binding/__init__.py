@@ -193,6 +193,15 @@ class Server:
     def run(self, session_id: int, task_type: str, input: dict, timeout_ms: int = 0) -> dict:
         return self.get_result(self.create_task(session_id, task_type, input), timeout_ms)
 
+    def tokenize(self, content: str | list, with_pieces: bool = False, **params) -> list:
+        """Token ids of `content` (or {"id", "piece"} dicts with_pieces), as llama-server's
+        /tokenize; params: add_special, parse_special."""
+        return self.run(0, "tokenize", {"content": content, "with_pieces": with_pieces, **params})["tokens"]
+
+    def detokenize(self, tokens: list) -> str:
+        """The text of token ids, as llama-server's /detokenize."""
+        return self.run(0, "detokenize", {"tokens": tokens})["content"]
+
     def cancel(self, task_id: int) -> None:
         check(self.lib.llama_server_cancel_task(self.handle, task_id))
 
