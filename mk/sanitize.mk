@@ -6,7 +6,10 @@
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
 TSAN_LIB = $(shell gcc -print-file-name=libtsan.so)
-SAN_PYTEST = PYTHONPATH=$(CURDIR)/python $(PY) -m pytest -p no:cacheprovider -q
+# the interpreter itself, not a wrapper script (pyenv's shim is bash, which the preloaded
+# runtime crashes)
+SAN_PY := $(shell $(PY) -c 'import sys; print(sys.executable)')
+SAN_PYTEST = PYTHONPATH=$(CURDIR)/python $(SAN_PY) -m pytest -p no:cacheprovider -q
 # the suites that drive the library in-process (the others run compilers, qemu or other
 # processes, which must not inherit the preloaded runtime)
 ASAN_TESTS ?= $(wildcard py_tests/test_0[1-9]_*.py) py_tests/test_12_embeddings.py py_tests/test_13_rerank.py \
