@@ -21,11 +21,11 @@ TSAN_TESTS ?= py_tests/test_05_streaming.py py_tests/test_06_cancel_and_timeouts
 test-asan: deps source model
 	$(TOOL) build --build-dir build-asan --option LLAMA_NIF_SANITIZE=address --option LLAMA_NIF_BUILD_NIF=OFF llama_server
 	LLAMA_SERVER_LIB=$(CURDIR)/build-asan/lib/libllama_server.so LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LLAMA_NIF_TEST_SLOWDOWN=5 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(SAN_PYTEST) $(ASAN_TESTS)
 
 test-tsan: deps source model
 	$(TOOL) build --build-dir build-tsan --option LLAMA_NIF_SANITIZE=thread --option LLAMA_NIF_BUILD_NIF=OFF llama_server
 	LLAMA_SERVER_LIB=$(CURDIR)/build-tsan/lib/libllama_server.so LD_PRELOAD="$(TSAN_LIB)" \
-	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	LLAMA_NIF_TEST_SLOWDOWN=20 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	    $(SAN_PYTEST) $(TSAN_TESTS)

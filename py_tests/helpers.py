@@ -3,6 +3,7 @@ error codes by short name, and waits on the server's own state."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
@@ -70,9 +71,14 @@ def assert_code(rc: int, name: str, *mentions: str) -> str:
     return detail
 
 
+# Limits that only detect a hang (never a speed claim) are multiplied by this: sanitizer runs
+# (make test-asan / test-tsan) execute the model 5-20 times slower.
+SLOWDOWN = float(os.environ.get("LLAMA_NIF_TEST_SLOWDOWN", "1"))
+
+
 def wait_until(pred, what: str, timeout: float = 120.0):
     """Poll a condition on the server's state (only where no event exists to wait on)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * SLOWDOWN
     while True:
         v = pred()
         if v:

@@ -8,12 +8,12 @@ import threading
 
 import pytest
 
-from helpers import (E, LONG, OK, assert_code, create_task_raw, cstr, ffi, get_result_raw, lib,
+from helpers import (E, LONG, OK, SLOWDOWN, assert_code, create_task_raw, cstr, ffi, get_result_raw, lib,
                      let_tokens_flow, slot_of_task, wait_dispatched, wait_until)
 from llama_nif_tools.binding import LlamaError
 
 pytestmark = pytest.mark.model
-JOIN_S = 60   # a waiter still blocked after this is a hang
+JOIN_S = 60 * SLOWDOWN   # a waiter still blocked after this is a hang
 
 
 class Waiter(threading.Thread):

@@ -5,11 +5,11 @@ import threading
 
 import pytest
 
-from helpers import E, LONG, OK, create_task_raw, ffi, last_error, lib, wait_dispatched
+from helpers import E, LONG, OK, SLOWDOWN, create_task_raw, ffi, last_error, lib, wait_dispatched
 from llama_nif_tools.binding import reply_text
 
 pytestmark = pytest.mark.model
-JOIN_S = 120
+JOIN_S = 120 * SLOWDOWN   # a hang detector, not a speed limit
 
 
 def run_threads(target, args_list):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import E, wait_until
+from helpers import E, SLOWDOWN, wait_until
 from llama_nif_tools.binding import LlamaError, Server
 from llama_nif_tools.models import embed_models
 
@@ -157,7 +157,7 @@ def test_many_threads_and_sessions_share_the_slots(embedder):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=300)
+        t.join(timeout=300 * SLOWDOWN)
     assert not errors and len(results) == 8
     by_text = {it["text"]: it["embedding"] for it in ITEMS}
     for texts, vecs in results.values():

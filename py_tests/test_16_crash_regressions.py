@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from helpers import CODES, MODEL_PATH
+from helpers import CODES, MODEL_PATH, SLOWDOWN
 from llama_nif_tools import paths
 from llama_nif_tools.models import embed_models
 
@@ -43,7 +43,7 @@ CHILD = textwrap.dedent("""
 
 def run_steps(steps):
     p = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps(steps), capture_output=True, text=True,
-                       timeout=600)
+                       timeout=600 * SLOWDOWN)
     assert p.returncode == 0, f"the process died ({p.returncode}):\n{p.stderr[-3000:]}"
     return json.loads(p.stdout.strip().splitlines()[-1])
 
