@@ -25,6 +25,11 @@ defmodule LlamaNif do
   the tasks of a process that exits are cancelled. Sessions created with
   `close_on_exit: true` are closed when their owner exits. A server is freed by
   `destroy_server/1` or when garbage-collected.
+
+  A task whose end `get_result/3`, `next_chunk/2`, `collect_stream/2` or a stream of
+  `stream/5` takes ends with the event `[:llama_nif, :task, :stop]` (outcome, tokens, the
+  core's timings, and the duration when this process created the task): see
+  `LlamaNif.Events`.
   """
 
   @typedoc "A server handle (opaque); freed by `destroy_server/1` or when garbage-collected."
@@ -192,14 +197,13 @@ defmodule LlamaNif do
   end
 
   # After a cancel the task's end message is on its way (a cancel sends it at once; a task
-  # that had just finished sends its own): drop what is left up to it.
+  # that had just finished sends its own): drop what is left up to it. Taken through
+  # next_chunk/2, so the end emits the task's [:llama_nif, :task, :stop] event.
   defp drain(task, timeout) do
-    receive do
-      {:llama_chunk, ^task, _} -> drain(task, timeout)
-      {:llama_done, ^task, _} -> :ok
-      {:llama_error, ^task, _} -> :ok
-    after
-      timeout -> :ok
+    case :llama_nif.next_chunk(task, timeout) do
+      {:chunk, _} -> drain(task, timeout)
+      {:done, _} -> :ok
+      {:error, _} -> :ok
     end
   end
 

@@ -22,6 +22,10 @@
 %% on those. Results are maps with binary keys (JSON null is `null'), or with
 %% `#{format => json}' the JSON binary. Task ids are unique in the VM.
 %%
+%% Events. A task whose end get_result/3, next_chunk/2 or collect_stream/2 takes from the
+%% mailbox ends with the event `[llama_nif, task, stop]' (outcome, tokens and the core's
+%% timings; the duration when this process created the task): see llama_nif_events.
+%%
 %% Processes. The tasks of a process that exits are cancelled. Sessions live until
 %% close_session/2 or the server's end, unless created with `#{close_on_exit => true}':
 %% then they are closed when their owner (the caller, or `owner => Pid') exits.
@@ -172,6 +176,11 @@ create_task(Server, SessionId, Type, Input) ->
 %% {llama_chunk, Id, Chunk} messages; format: map (default) | json; null: the atom for JSON
 %% null (default null); reply_to: the local process that gets the task's messages and owns
 %% it (default: the caller): its exit cancels the task, and get_result/3 works there only.
+%%
+%% When the caller receives the task itself and a `[llama_nif, task, stop]' handler is
+%% attached (or telemetry loaded), the task's start and type are kept in the caller's process
+%% dictionary for its event, until get_result/3 or next_chunk/2 takes its end (at most 1000
+%% such tasks per process; see llama_nif_events).
 -spec create_task(server(), session_id(), task_type(), json_arg(), task_options()) ->
     {ok, task_id()} | {error, reason()}.
 create_task(Server, SessionId, Type, Input, Opts) ->
@@ -181,8 +190,17 @@ create_task(Server, SessionId, Type, Input, Opts) ->
         {ok, #{stream := S, format := F, null := N, reply_to := R}} ->
             case to_binary(Type) of
                 {ok, T} ->
-                    with_json(Input, "task input", T,
-                              fun(I) -> nif_create_task(Server, SessionId, T, I, S, F, N, R) end);
+                    Start = erlang:monotonic_time(),
+                    case with_json(Input, "task input", T,
+                                   fun(I) -> nif_create_task(Server, SessionId, T, I, S, F, N, R) end) of
+                        {ok, TaskId} when R =:= self() ->
+                            %% for the task's event, when its end is received here
+                            Session = case SessionId of 0 -> none; _ -> SessionId end,
+                            ok = llama_nif_events:task_started(TaskId, Start, #{type => T, session => Session}),
+                            {ok, TaskId};
+                        Created ->
+                            Created
+                    end;
                 error ->
                     bad(<<"task type must be an atom, a binary or a string">>)
             end;
@@ -207,12 +225,13 @@ stream_task(_, _, _, _, _) ->
 %% @doc Waits up to Timeout ms (or infinity; 0 only looks, unlike the C API where 0 waits
 %% forever) for the result of a task this process created. On timeout the task goes on: ask
 %% again later, or cancel it. For a streaming task the chunks stay in the mailbox (use
-%% next_chunk/2 or collect_stream/2).
+%% next_chunk/2 or collect_stream/2). Taking the result emits the task's
+%% `[llama_nif, task, stop]' event (llama_nif_events); a timeout emits nothing.
 -spec get_result(server(), task_id(), timeout()) -> {ok, result()} | {error, reason()}.
 get_result(Server, TaskId, Timeout) when ?is_timeout(Timeout) ->
     receive
-        {llama_done, TaskId, Result} -> {ok, Result};
-        {llama_error, TaskId, Reason} -> {error, Reason}
+        {llama_done, TaskId, Result} -> ended(TaskId, {ok, Result});
+        {llama_error, TaskId, Reason} -> ended(TaskId, {error, Reason})
     after 0 ->
         case task_known(Server, TaskId) of
             true -> wait_result(TaskId, Timeout);
@@ -222,8 +241,8 @@ get_result(Server, TaskId, Timeout) when ?is_timeout(Timeout) ->
             Gone when Gone =:= false; Gone =:= destroyed ->
                 %% the final message is sent before the task is forgotten: look once more
                 receive
-                    {llama_done, TaskId, Result} -> {ok, Result};
-                    {llama_error, TaskId, Reason} -> {error, Reason}
+                    {llama_done, TaskId, Result} -> ended(TaskId, {ok, Result});
+                    {llama_error, TaskId, Reason} -> ended(TaskId, {error, Reason})
                 after 0 ->
                     case Gone of
                         destroyed -> bad(<<"the server was destroyed">>);
@@ -238,6 +257,11 @@ get_result(Server, TaskId, Timeout) when ?is_timeout(Timeout) ->
 get_result(_Server, _TaskId, _Timeout) ->
     bad(<<"timeout must be infinity or an integer in 0..4294967295 (ms)">>).
 
+%% The task's end was taken from the mailbox: its [llama_nif, task, stop] event.
+ended(TaskId, Outcome) ->
+    ok = llama_nif_events:task_ended(TaskId, Outcome),
+    Outcome.
+
 %% A normal-scheduler NIF that never waits for a lock; when it would, the dirty twin does.
 task_known(Server, TaskId) ->
     case nif_task_known(Server, TaskId) of
@@ -247,28 +271,30 @@ task_known(Server, TaskId) ->
 
 wait_result(TaskId, Timeout) ->
     receive
-        {llama_done, TaskId, Result} -> {ok, Result};
-        {llama_error, TaskId, Reason} -> {error, Reason}
+        {llama_done, TaskId, Result} -> ended(TaskId, {ok, Result});
+        {llama_error, TaskId, Reason} -> ended(TaskId, {error, Reason})
     after Timeout ->
         {error, {timeout, iolist_to_binary(["task ", integer_to_list(TaskId), " not finished after ",
                                             integer_to_list(Timeout), " ms; it goes on, fetch it later"])}}
     end.
 
 %% @doc The next message of a streaming task: {chunk, Chunk} | {done, Result} |
-%% {error, Reason}; {error, {timeout, _}} when nothing came within Timeout ms.
+%% {error, Reason}; {error, {timeout, _}} when nothing came within Timeout ms. The task's
+%% end (done or error) emits its `[llama_nif, task, stop]' event (llama_nif_events).
 -spec next_chunk(task_id(), timeout()) -> {chunk, chunk()} | {done, result()} | {error, reason()}.
 next_chunk(TaskId, Timeout) when ?is_timeout(Timeout) ->
     receive
         {llama_chunk, TaskId, Chunk} -> {chunk, Chunk};
-        {llama_done, TaskId, Result} -> {done, Result};
-        {llama_error, TaskId, Reason} -> {error, Reason}
+        {llama_done, TaskId, Result} -> ended(TaskId, {ok, Result}), {done, Result};
+        {llama_error, TaskId, Reason} -> ended(TaskId, {error, Reason})
     after Timeout ->
         {error, {timeout, <<"no stream message within the timeout">>}}
     end;
 next_chunk(_, _) ->
     bad(<<"timeout must be infinity or an integer in 0..4294967295 (ms)">>).
 
-%% @doc All chunks and the result of a streaming task (Timeout per message).
+%% @doc All chunks and the result of a streaming task (Timeout per message). Its end emits
+%% the task's `[llama_nif, task, stop]' event, as next_chunk/2.
 -spec collect_stream(task_id(), timeout()) -> {ok, [chunk()], result()} | {error, reason(), [chunk()]}.
 collect_stream(TaskId, Timeout) ->
     collect_stream(TaskId, Timeout, []).

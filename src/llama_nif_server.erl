@@ -36,6 +36,14 @@
 %% Inputs are as for llama_nif:create_task/5 (maps with atom or binary keys; text as binaries,
 %% strings or iodata), and each call also takes a bare text or a message list. Results are
 %% the maps of llama_nif:get_result/3; llama_nif:text/1 gives the generated text.
+%%
+%% Events. A task's end emits one `[llama_nif, task, stop]' event (llama_nif_events), in
+%% the process that takes it: a blocking call (chat/3, ..., run/4, also on its timeout)
+%% emits it itself, always with `duration'; a task of stream/4 or async/4 emits it when
+%% llama_nif:next_chunk/2, llama_nif:collect_stream/2, llama_nif:get_result/3 or await/2
+%% takes its end, with `duration' when that process started it (no `reply_to' elsewhere)
+%% while a handler was attached. The server process itself emits nothing. Metadata:
+%% `server', `type', `task_id', `session', `outcome' (and `error').
 -module(llama_nif_server).
 -behaviour(gen_server).
 
@@ -180,6 +188,7 @@ detokenize(Ref, Input, Opts) ->
 %% @doc Runs a task of any type (llama_nif:task_type()) and waits for its result, in the
 %% calling process. On timeout the task is cancelled and the call gives
 %% `{error, {timeout, _}}'; if the server exits meanwhile, `{error, {cancelled, _}}'.
+%% Either way the call emits the task's `[llama_nif, task, stop]' event (llama_nif_events).
 -spec run(server_ref(), llama_nif:task_type(), llama_nif:json_arg(), call_opts() | list()) ->
     {ok, term()} | {error, reason()}.
 run(Ref, Type, Input, Opts) ->
@@ -190,46 +199,13 @@ run(Ref, Type, Input, Opts) ->
             case call(Ref, {task, Type, Session, Input, TaskOpts#{stream => false}}, Timeout) of
                 {ok, TaskId, Pid} ->
                     Outcome = wait(Pid, TaskId, Deadline),
-                    stop_event(Start, Outcome, #{server => Ref, type => Type, task_id => TaskId,
-                                                 session => Session}),
+                    ok = llama_nif_events:task_stop(Start, Outcome, #{server => Ref, type => Type, task_id => TaskId,
+                                                                      session => Session}),
                     Outcome;
                 {error, _} = E -> E
             end;
         {error, _} = E -> E
     end.
-
-%% [llama_nif, task, stop] (llama_nif_events)
-stop_event(Start, Outcome, Meta) ->
-    Duration = erlang:monotonic_time() - Start,
-    Counts = case Outcome of
-                 {ok, #{} = R} -> counts(R);
-                 _ -> #{}
-             end,
-    Native = fun(Ms) -> erlang:convert_time_unit(round(Ms * 1000), microsecond, native) end,
-    PromptTime = Native(maps:get(prompt_ms, Counts, 0)),
-    GenTime = Native(maps:get(predicted_ms, Counts, 0)),
-    Measurements = #{duration => Duration,
-                     prompt_time => PromptTime,
-                     generation_time => GenTime,
-                     queue_time => max(0, Duration - PromptTime - GenTime),
-                     prompt_tokens => maps:get(prompt_n, Counts, 0) + maps:get(cache_n, Counts, 0),
-                     generated_tokens => maps:get(predicted_n, Counts, 0),
-                     cached_tokens => maps:get(cache_n, Counts, 0)},
-    Meta1 = case Outcome of
-                {ok, _} -> Meta#{outcome => ok};
-                {error, {Code, _} = Reason} -> Meta#{outcome => Code, error => Reason};
-                {error, Reason} -> Meta#{outcome => error, error => Reason}
-            end,
-    llama_nif_events:execute([llama_nif, task, stop], Measurements, Meta1).
-
-%% the core's timings of a chat or completion result (maps with binary keys)
-counts(#{<<"timings">> := #{} = T}) ->
-    maps:from_list([{K, V} || {B, K} <- [{<<"prompt_n">>, prompt_n}, {<<"predicted_n">>, predicted_n},
-                                         {<<"cache_n">>, cache_n}, {<<"prompt_ms">>, prompt_ms},
-                                         {<<"predicted_ms">>, predicted_ms}],
-                              V <- [maps:get(B, T, 0)], is_number(V)]);
-counts(_) ->
-    #{}.
 
 %% @equiv stream(Ref, Type, Input, #{})
 -spec stream(server_ref(), llama_nif:task_type(), term()) -> {ok, llama_nif:task_id()} | {error, reason()}.
@@ -241,6 +217,7 @@ stream(Ref, Type, Input) ->
 %% `{llama_error, Id, Reason}'. Read them with llama_nif:next_chunk/2 or
 %% llama_nif:collect_stream/2; cancel/2 stops the task. The receiving process owns the
 %% task: its exit cancels it. Input: as for chat/3 (type chat) or complete/3 (completion).
+%% The call that takes the task's end emits its `[llama_nif, task, stop]' event.
 -spec stream(server_ref(), llama_nif:task_type(), term(), map() | list()) ->
     {ok, llama_nif:task_id()} | {error, reason()}.
 stream(Ref, Type, Input, Opts) ->
@@ -255,15 +232,20 @@ async(Ref, Type, Input, Opts) ->
     task(Ref, Type, Input, Opts, undefined).
 
 %% @doc Waits for the result of a task started by async/4 (in the process it replies to).
-%% On timeout the task goes on.
+%% On timeout the task goes on. Taking the result emits the task's
+%% `[llama_nif, task, stop]' event (llama_nif_events).
 -spec await(llama_nif:task_id(), timeout()) -> {ok, term()} | {error, reason()}.
 await(TaskId, Timeout) ->
     receive
-        {llama_done, TaskId, Result} -> {ok, Result};
-        {llama_error, TaskId, Reason} -> {error, Reason}
+        {llama_done, TaskId, Result} -> ended(TaskId, {ok, Result});
+        {llama_error, TaskId, Reason} -> ended(TaskId, {error, Reason})
     after Timeout ->
         {error, {timeout, <<"no result within the timeout; the task goes on">>}}
     end.
+
+ended(TaskId, Outcome) ->
+    ok = llama_nif_events:task_ended(TaskId, Outcome),
+    Outcome.
 
 %% @doc Cancels a task; its receiver gets `{llama_error, Id, {cancelled, _}}'.
 -spec cancel(server_ref(), llama_nif:task_id()) -> ok | {error, reason()}.
@@ -278,8 +260,18 @@ task(Ref, Type, Input, Opts, Stream) ->
                      completion -> input(prompt, Input);
                      _ -> Input
                  end,
+            Start = erlang:monotonic_time(),
             case call(Ref, {task, Type, Session, In, TaskOpts}, Timeout) of
-                {ok, TaskId, _Pid} -> {ok, TaskId};
+                {ok, TaskId, _Pid} ->
+                    %% for the task's event, when its end is received here (next_chunk/2,
+                    %% await/2); the server process that created it receives nothing
+                    case TaskOpts of
+                        #{reply_to := Self} when Self =:= self() ->
+                            ok = llama_nif_events:task_started(TaskId, Start, #{type => Type, server => Ref,
+                                                                                session => Session});
+                        #{} -> ok
+                    end,
+                    {ok, TaskId};
                 {error, _} = E -> E
             end;
         {error, _} = E -> E

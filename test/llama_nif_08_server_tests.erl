@@ -189,7 +189,8 @@ events(_Sup) ->
                                                                   ignore_eos => true}, #{timeout => 100}),
         receive
             {event, _, M2, #{outcome := timeout, type := completion, error := {timeout, _}}} ->
-                ?assertMatch(#{generated_tokens := 0, duration := _}, M2)
+                %% the cancelled task's end carries no counts: only the call's own measurement
+                ?assertEqual([duration], maps:keys(M2))
         after 0 -> error(no_timeout_event)
         end,
         %% a handler that raises is detached; the call is not disturbed

@@ -3,7 +3,7 @@ defmodule LlamaNifDocsTest do
   # chunks where Code.fetch_docs/1 (and h/1 in iex) finds them (mix's llama_nif_docs compiler).
   use ExUnit.Case, async: true
 
-  for module <- [LlamaNif, LlamaNif.Server, :llama_nif, :llama_nif_server] do
+  for module <- [LlamaNif, LlamaNif.Server, LlamaNif.Events, :llama_nif, :llama_nif_server, :llama_nif_events] do
     test "#{inspect(module)} is documented" do
       Code.ensure_loaded!(unquote(module))
       assert {:docs_v1, _, _, _, %{"en" => _}, _, entries} = Code.fetch_docs(unquote(module))

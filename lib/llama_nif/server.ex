@@ -34,6 +34,13 @@ defmodule LlamaNif.Server do
   strings, charlists or iodata); each call also takes a bare text, and chat a message list.
   Results are maps with string keys, JSON null as `nil`. Errors are `{:error, {code, detail}}`;
   `code` `:server_down` means no server answers to that name.
+
+  A task's end emits one event `[:llama_nif, :task, :stop]` (see `LlamaNif.Events`), in the
+  process that takes it: a blocking call (`chat/3`, ..., `run/4`, also on its timeout)
+  emits it itself, always with `duration`; a task of `stream/4` or `async/4` when its
+  stream, `await/2` or `LlamaNif.next_chunk/2` takes its end (with `duration` when that
+  process started it). Metadata: `server`, `type`, `task_id`, `session`, `outcome` (`:ok` or
+  the error code), `error`.
   """
 
   @typedoc "A started server: its name (an atom), a pid, `{:global, term}` or `{:via, module, term}`."
