@@ -107,7 +107,7 @@ void Server::feed_pooled(const TaskPtr & t) {
         task.params.res_type = oai && t->kind == TaskKind::embedding ? TASK_RESPONSE_TYPE_OAI_EMBD : TASK_RESPONSE_TYPE_NONE;
         task.params.embd_normalize = normalize;
         t->core_ids.push_back(task.id);
-        by_core_id_[task.id] = t;
+        tasks_.link(task.id, t);
         ids.insert(task.id);
         tasks.push_back(std::move(task));
     }

@@ -1,7 +1,6 @@
 // Turning one of our tasks into a llama.cpp server_task: session defaults, chat history and
-// template, tokenization, sampling parameters, slot. dispatch_ready runs on the driver thread:
-// it reserves slots under the lock, then releases it to prepare (template rendering and
-// tokenizing take milliseconds on long conversations), and takes it again to hand over.
+// template, tokenization, sampling parameters. create_task prepares on the caller's thread
+// when it can; the driver's dispatch_ready (driver.cpp) prepares the rest.
 #include "core.h"
 
 #include "server-schema.h"
@@ -148,22 +147,6 @@ PreparedTask Server::prepare(const Task & t, const Snapshot & snap) const {
     return out;
 }
 
-// slot_prompt_similarity: a task with no slot of its own goes to the free slot whose cached
-// tokens share the longest prefix with its prompt, if that share exceeds the threshold (as
-// llama.cpp's get_available_slot does for unpinned tasks).
-void Server::move_to_similar_slot(const TaskPtr & t, server_task & task) {
-    const int best = slots_.most_similar(t->slot, task.tokens.get_text_tokens(), cfg_.slot_prompt_similarity);
-    if (best == t->slot) return;
-    slots_.release(t->slot, t->id);
-    slots_.assign(best, t->id);
-    t->slot = best;
-    task.id_slot = best;
-    if (t->session_id > 0) {
-        auto it = sessions_.find(t->session_id);
-        if (it != sessions_.end()) it->second.last_slot = best;
-    }
-}
-
 // Under the lock. A completion never reads the history; a chat's session defaults and system
 // prompt never change, so the history version says whether a snapshot is still current.
 Server::Snapshot Server::snapshot(const Task & t, const Session * s) const {
@@ -176,121 +159,6 @@ Server::Snapshot Server::snapshot(const Task & t, const Session * s) const {
 
 bool Server::ready_still_valid(const Task & t, const Session * s) const {
     return t.kind != TaskKind::chat || !s || s->history_version == t.ready_version;
-}
-
-void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
-    if (!dispatch_needed_) return;
-    dispatch_needed_ = false;
-    slots_.check([&](int id, int slot) {   // debug builds: the slot table and the tasks agree
-        auto it = tasks_.find(id);
-        return it != tasks_.end() && it->second->slot == slot && it->second->state == TaskState::running;
-    });
-
-    // 1. under the lock: reserve a slot for every ready task, copy what preparing needs
-    struct Job {
-        TaskPtr  t;
-        Snapshot snap;
-        std::unique_ptr<PreparedTask> ready;   // prepared by create_task and still valid
-        bool     affinity = false;   // back on its session's own slot
-    };
-    std::vector<Job> jobs;
-    for (auto & kv : tasks_) {
-        const TaskPtr & t = kv.second;
-        if (t->state != TaskState::queued) continue;
-        Session * s = nullptr;
-        if (t->session_id > 0) {
-            auto it = sessions_.find(t->session_id);
-            if (it == sessions_.end()) continue;
-            s = &it->second;
-            if (s->running || s->pending.empty() || s->pending.front() != t) continue;   // session order
-        }
-        if (task_path(t->kind) == TaskPath::pooled) {
-            // tokenized already; llama.cpp spreads the inputs over its slots and batches them
-            t->state = TaskState::running;
-            if (s) {
-                s->pending.pop_front();
-                s->running = t;
-            }
-            post_pooled(t);
-            continue;
-        }
-        const int slot = pick_slot(s);
-        if (slot < 0) break;   // all slots busy: first come, first served when one frees
-        slots_.assign(slot, t->id);
-        t->slot = slot;
-        t->state = TaskState::running;
-        Job j{t, {}, nullptr};
-        j.affinity = s && s->last_slot == slot;
-        if (t->ready && ready_still_valid(*t, s)) {
-            j.ready = std::move(t->ready);
-        } else {
-            t->ready.reset();
-            j.snap = snapshot(*t, s);
-        }
-        if (s) {
-            s->pending.pop_front();
-            s->running = t;
-            s->last_slot = slot;
-        }
-        jobs.push_back(std::move(j));
-    }
-    if (jobs.empty()) return;
-
-    // 2. without the lock: render, tokenize, build the core tasks
-    lk.unlock();
-    std::vector<std::pair<PreparedTask, std::string>> built;
-    built.reserve(jobs.size());
-    for (auto & j : jobs) {
-        std::pair<PreparedTask, std::string> b;
-        try {
-            b.first = j.ready ? std::move(*j.ready) : prepare(*j.t, j.snap);
-        } catch (const std::exception & e) {
-            b.second = e.what();
-        }
-        built.push_back(std::move(b));
-    }
-    lk.lock();
-
-    // 3. under the lock: post what is still wanted (a cancel may have come meanwhile)
-    std::vector<std::function<void()>> notify;
-    for (size_t i = 0; i < jobs.size(); i++) {
-        const TaskPtr & t = jobs[i].t;
-        PreparedTask & p = built[i].first;
-        if (t->state != TaskState::running) continue;
-        if (!built[i].second.empty()) {
-            abort_task(t, LLAMA_ERROR_INFERENCE_FAILED, "invalid_request_error", built[i].second, notify);
-            continue;
-        }
-        if (t->session_id > 0 && p.dropped_messages > 0) {
-            auto it = sessions_.find(t->session_id);
-            if (it != sessions_.end()) {
-                Session & s = it->second;
-                int n = std::min<int>(p.dropped_messages, (int) s.history.size());
-                for (int k = 0; k < n; k++) {
-                    if (s.history.at((size_t) 0).value("role", std::string()) == "user") s.dropped_turns++;
-                    s.history.erase((size_t) 0);
-                }
-                s.history_version++;
-            }
-        }
-        p.task.id_slot = t->slot;
-        if (!jobs[i].affinity && cfg_.slot_prompt_similarity > 0) {
-            move_to_similar_slot(t, p.task);
-        }
-        slots_.set_cache(t->slot, p.task.tokens.get_text_tokens());
-        t->chat_state = std::move(p.state);
-        t->new_messages = std::move(p.new_messages);
-        p.task.id = core_->tasks().get_new_id();
-        t->core_ids = {p.task.id};
-        by_core_id_[p.task.id] = t;
-        core_->results().add_waiting_task_id(p.task.id);
-        core_->tasks().post(std::move(p.task));
-    }
-    if (!notify.empty()) {
-        lk.unlock();
-        for (auto & n : notify) n();
-        lk.lock();
-    }
 }
 
 }  // namespace lls

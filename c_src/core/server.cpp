@@ -1,5 +1,6 @@
 // Server lifecycle, sessions and the task API (caller threads). The driver thread's half
-// is in driver.cpp, request preparation in prepare.cpp, status JSON in status.cpp.
+// (dispatch and results) is in driver.cpp, request preparation in prepare.cpp, status JSON in
+// status.cpp; the registries are task_registry.h and session_registry.h.
 #include "chat_template_guard.h"
 #include "core.h"
 #include "cpu_select.h"
@@ -202,27 +203,23 @@ int Server::create_session(const json & given) {
         }());
     }
     std::lock_guard<std::mutex> lk(mu_);
-    s.id = next_session_id_++;
-    int id = s.id;
-    sessions_.emplace(id, std::move(s));
-    return id;
+    return sessions_.add(std::move(s));
 }
 
 void Server::close_session(int session_id) {
     std::vector<std::function<void()>> notify;
     {
         std::lock_guard<std::mutex> lk(mu_);
-        auto it = sessions_.find(session_id);
-        if (it == sessions_.end()) {
+        Session * s = sessions_.find(session_id);
+        if (!s) {
             fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
         }
-        Session & s = it->second;
-        std::vector<TaskPtr> victims(s.pending.begin(), s.pending.end());
-        if (s.running) victims.push_back(s.running);
+        std::vector<TaskPtr> victims(s->pending.begin(), s->pending.end());
+        if (s->running) victims.push_back(s->running);
         for (auto & t : victims) {
             abort_task(t, LLAMA_ERROR_CANCELLED, "cancelled", "session " + std::to_string(session_id) + " was closed", notify);
         }
-        sessions_.erase(it);
+        sessions_.erase(session_id);
     }
     for (auto & n : notify) n();
     wake();
@@ -287,11 +284,10 @@ int Server::create_task(int session_id, TaskKind kind, const json & given, bool 
         std::lock_guard<std::mutex> lk(mu_);
         const Session * s = nullptr;
         if (session_id > 0) {
-            auto it = sessions_.find(session_id);
-            if (it == sessions_.end()) {
+            s = sessions_.find(session_id);
+            if (!s) {
                 fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
             }
-            s = &it->second;
             if (kind == TaskKind::chat && (s->running || !s->pending.empty())) prepare_now = false;
         }
         if (prepare_now) {
@@ -325,20 +321,17 @@ int Server::create_task(int session_id, TaskKind kind, const json & given, bool 
         if (stopping_) fail(LLAMA_ERROR_CANCELLED, "the server is shutting down");
         Session * s = nullptr;
         if (session_id > 0) {
-            auto it = sessions_.find(session_id);
-            if (it == sessions_.end()) {
+            s = sessions_.find(session_id);
+            if (!s) {
                 fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
             }
-            s = &it->second;
         }
-        if (n_unfinished_ >= cfg_.max_queued_tasks) {
-            fail(LLAMA_ERROR_SERVER_BUSY, std::to_string(n_unfinished_) + " tasks are queued or running (max_queued_tasks = " +
+        if (tasks_.unfinished() >= cfg_.max_queued_tasks) {
+            fail(LLAMA_ERROR_SERVER_BUSY, std::to_string(tasks_.unfinished()) + " tasks are queued or running (max_queued_tasks = " +
                  std::to_string(cfg_.max_queued_tasks) + "); try again later");
         }
-        t->id = next_task_id_++;
         t->session_id = s ? s->id : 0;
-        tasks_.emplace(t->id, t);
-        n_unfinished_++;
+        t->id = tasks_.add(t, true);
         if (s) {
             s->pending.push_back(t);
             s->n_tasks++;
@@ -367,12 +360,11 @@ int Server::run_immediate_task(int session_id, TaskKind kind, TaskPtr t, bool st
     {
         std::lock_guard<std::mutex> lk(mu_);
         if (stopping_) fail(LLAMA_ERROR_CANCELLED, "the server is shutting down");
-        if (session_id > 0 && !sessions_.count(session_id)) {
+        if (session_id > 0 && !sessions_.contains(session_id)) {
             fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
         }
-        t->id = next_task_id_++;
         t->session_id = session_id;   // accepted for symmetry; the session is not touched
-        tasks_.emplace(t->id, t);
+        t->id = tasks_.add(t, false);   // finished already
         id = t->id;
     }
     if (t->listener) t->listener->on_done(id, LLAMA_SUCCESS, t->result);
@@ -381,11 +373,10 @@ int Server::run_immediate_task(int session_id, TaskKind kind, TaskPtr t, bool st
 
 bool Server::next_chunks(int task_id, std::deque<StreamChunk> & out, llama_error_t & code, bool & done) {
     std::unique_lock<std::mutex> lk(mu_);
-    auto it = tasks_.find(task_id);
-    if (it == tasks_.end()) {
+    TaskPtr t = tasks_.find(task_id);
+    if (!t) {
         return false;
     }
-    TaskPtr t = it->second;
     t->cv.wait(lk, [&] { return !t->chunks.empty() || t->state == TaskState::done; });
     out.swap(t->chunks);
     code = t->code;
@@ -396,10 +387,7 @@ bool Server::next_chunks(int task_id, std::deque<StreamChunk> & out, llama_error
 void Server::forget_task(int task_id) {
     TaskPtr gone;   // freed after the lock is released (a big task's inputs take milliseconds)
     std::lock_guard<std::mutex> lk(mu_);
-    auto it = tasks_.find(task_id);
-    if (it == tasks_.end()) return;
-    gone = std::move(it->second);
-    tasks_.erase(it);
+    gone = tasks_.take(task_id);
 }
 
 void Server::cancel_task(int task_id) {
@@ -407,15 +395,13 @@ void Server::cancel_task(int task_id) {
     TaskPtr gone;   // a discarded task is freed after the lock is released
     {
         std::lock_guard<std::mutex> lk(mu_);
-        auto it = tasks_.find(task_id);
-        if (it == tasks_.end()) {
+        TaskPtr t = tasks_.find(task_id);
+        if (!t) {
             fail(LLAMA_ERROR_TASK_NOT_FOUND, "no task " + std::to_string(task_id));
         }
-        TaskPtr t = it->second;
         if (t->state == TaskState::done) {
             if (!t->stream) {   // finished, unfetched: discard the result
-                gone = std::move(it->second);
-                tasks_.erase(it);
+                gone = tasks_.take(task_id);
             }
         } else {
             abort_task(t, LLAMA_ERROR_CANCELLED, "cancelled", "cancelled by cancel_task", notify);
@@ -433,9 +419,9 @@ void Server::stop() {
         std::vector<std::function<void()>> notify;
         {
             std::lock_guard<std::mutex> lk(mu_);
-            for (auto & kv : tasks_) {
-                if (kv.second->state != TaskState::done) {
-                    abort_task(kv.second, LLAMA_ERROR_CANCELLED, "cancelled", "the server was destroyed", notify);
+            for (const TaskPtr & t : tasks_) {
+                if (t->state != TaskState::done) {
+                    abort_task(t, LLAMA_ERROR_CANCELLED, "cancelled", "the server was destroyed", notify);
                 }
             }
         }
@@ -462,7 +448,6 @@ void Server::shutdown() {
         {
             std::lock_guard<std::mutex> lk(mu_);
             tasks_.clear();
-            by_core_id_.clear();
             sessions_.clear();
         }
         if (core_) {

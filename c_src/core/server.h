@@ -5,19 +5,19 @@
 #include "config.h"
 #include "input.h"
 #include "lls_common.h"
+#include "session_registry.h"
 #include "slot_table.h"
+#include "task_registry.h"
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 struct server_context;
@@ -162,6 +162,7 @@ class Server {
     // driver thread
     void driver_main();
     void dispatch_ready(std::unique_lock<std::mutex> & lk);
+    void check_consistency() const;   // debug builds: slots, tasks and sessions agree
     struct Snapshot;                 // what preparing a task needs, copied under the lock
     PreparedTask prepare(const Task & t, const Snapshot & snap) const;
     Snapshot snapshot(const Task & t, const Session * s) const;
@@ -207,13 +208,10 @@ class Server {
     std::thread loop_thread_, driver_thread_;
     int wake_id_ = -1;
 
-    mutable std::mutex mu_;
-    std::map<int, Session> sessions_;
-    std::map<int, TaskPtr> tasks_;                 // ordered by id = submission order
-    std::unordered_map<int, TaskPtr> by_core_id_;
+    mutable std::mutex mu_;          // guards the registries, the slot table and the tasks
+    SessionRegistry<Session> sessions_;
+    TaskRegistry<Task> tasks_;
     SlotTable slots_;
-    int next_session_id_ = 1, next_task_id_ = 1;
-    int n_unfinished_ = 0;           // tasks not done yet, for max_queued_tasks in O(1)
     bool dispatch_needed_ = false;
 
     // totals
@@ -230,12 +228,11 @@ class Server {
 template <typename Take>
 llama_error_t Server::wait_result(int task_id, int timeout_ms, Take take) {
     std::unique_lock<std::mutex> lk(mu_);
-    auto it = tasks_.find(task_id);
-    if (it == tasks_.end() || it->second->stream) {
+    TaskPtr t = tasks_.find(task_id);
+    if (!t || t->stream) {
         fail(LLAMA_ERROR_TASK_NOT_FOUND, "no task " + std::to_string(task_id) +
              " (never created, already fetched, cancelled and fetched, or expired)");
     }
-    TaskPtr t = it->second;
     auto done = [&] { return t->state == TaskState::done; };
     if (timeout_ms <= 0) {
         t->cv.wait(lk, done);
@@ -243,13 +240,13 @@ llama_error_t Server::wait_result(int task_id, int timeout_ms, Take take) {
         fail(LLAMA_ERROR_TIMEOUT, "task " + std::to_string(task_id) + " not finished after " +
              std::to_string(timeout_ms) + " ms; it goes on, fetch it later");
     }
-    if (tasks_.find(task_id) == tasks_.end()) {
+    if (!tasks_.contains(task_id)) {
         fail(LLAMA_ERROR_TASK_NOT_FOUND, "task " + std::to_string(task_id) + " was fetched by another thread");
     }
     if (!take(t->code, t->result)) {
         return LLAMA_ERROR_BUFFER_TOO_SMALL;   // kept for a retry with a larger buffer
     }
-    tasks_.erase(task_id);
+    tasks_.take(task_id);
     const llama_error_t code = t->code;
     lk.unlock();   // t may be the last owner: a big task's inputs are freed outside the lock
     return code;

@@ -96,7 +96,7 @@ std::string Server::status_json() {
     j["devices"] = std::move(devices);
 
     std::map<int, int> session_of_task;
-    for (auto & kv : tasks_) session_of_task[kv.first] = kv.second->session_id;
+    for (const TaskPtr & t : tasks_) session_of_task[t->id] = t->session_id;
     json slots = json::array();
     for (int i = 0; i < slots_.size(); i++) {
         json s = json::object();
@@ -112,8 +112,8 @@ std::string Server::status_json() {
     j["slots"] = slots;
 
     int queued = 0, running = 0, unfetched = 0;
-    for (auto & kv : tasks_) {
-        const Task & t = *kv.second;
+    for (const TaskPtr & tp : tasks_) {
+        const Task & t = *tp;
         // running = handed to the core (on a slot), so counts agree with "slots"
         switch (t.state) {
             case TaskState::done:    unfetched++; break;
@@ -143,19 +143,19 @@ std::string Server::status_json() {
 }
 
 json Server::shown_task_id(int task_id) const {
-    auto it = tasks_.find(task_id);
-    if (it == tasks_.end()) return task_id;
-    const long long pub = it->second->listener ? it->second->listener->public_id() : 0;
+    const TaskPtr t = tasks_.find(task_id);
+    if (!t) return task_id;
+    const long long pub = t->listener ? t->listener->public_id() : 0;
     return pub > 0 ? json(pub) : json(task_id);
 }
 
 std::string Server::session_info_json(int session_id) {
     std::lock_guard<std::mutex> lk(mu_);
-    auto it = sessions_.find(session_id);
-    if (it == sessions_.end()) {
+    const Session * sp = sessions_.find(session_id);
+    if (!sp) {
         fail(LLAMA_ERROR_SESSION_NOT_FOUND, "no session " + std::to_string(session_id));
     }
-    const Session & s = it->second;
+    const Session & s = *sp;
     json j = json::object();
     j["id"] = s.id;
     j["config"] = s.config;

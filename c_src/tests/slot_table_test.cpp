@@ -1,29 +1,12 @@
 // Unit tests of the slot policy (core/slot_table.h), without a model: run by
-// py_tests/test_22_slot_table.py. Prints one line per case; exits 1 on the first failure.
+// py_tests/test_22_slot_table.py (harness: unit_test.h).
 #undef NDEBUG
 #include "slot_table.h"
+#include "unit_test.h"
 
-#include <cstdio>
-#include <cstdlib>
 #include <set>
 
 using lls::SlotTable;
-
-static int g_cases = 0;
-
-#define EXPECT_EQ(a, b)                                                                         \
-    do {                                                                                        \
-        const long long _a = (a), _b = (b);                                                     \
-        if (_a != _b) {                                                                         \
-            std::printf("FAIL %s:%d: %s == %lld, expected %lld\n", __FILE__, __LINE__, #a, _a, _b); \
-            std::exit(1);                                                                       \
-        }                                                                                       \
-    } while (0)
-
-#define CASE(name) static void name(); struct name##_reg { name##_reg() { cases().push_back({#name, name}); } } name##_r; static void name()
-
-struct Case { const char * name; void (*fn)(); };
-static std::vector<Case> & cases() { static std::vector<Case> c; return c; }
 
 static auto nobody_home = [](int) { return false; };
 
@@ -107,12 +90,4 @@ CASE(the_invariant_check_accepts_a_consistent_table) {
     EXPECT_EQ(asked, 2);
 }
 
-int main() {
-    for (const Case & c : cases()) {
-        c.fn();
-        g_cases++;
-        std::printf("ok %s\n", c.name);
-    }
-    std::printf("%d cases passed\n", g_cases);
-    return 0;
-}
+UNIT_TEST_MAIN()
