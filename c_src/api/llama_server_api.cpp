@@ -4,40 +4,19 @@
 
 #include "server.h"
 
-#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
 #include <unordered_set>
-#include <vector>
 
 using lls::Server;
 
 namespace {
 
-// Live handles: a stale or foreign pointer is refused instead of dereferenced.
+// Live handles: a stale or foreign pointer is refused instead of dereferenced. (A process
+// that exits with live handles is the core's business: core/exit_guard.h.)
 std::mutex                    g_handles_mu;
 std::unordered_set<Server *>  g_handles;
-
-// A process that exits with live handles (no llama_server_destroy before exit() or the end
-// of main) would run llama.cpp's static destructors while the core's threads still compute:
-// a SIGSEGV, seen 3 times in 5. This atexit handler stops every live server first. exit()
-// runs handlers and static destructors in reverse order of registration, and llama.cpp
-// builds some statics lazily during a load, so it is registered again after each load.
-// Nothing is freed or waited for: the process is going away.
-void stop_all_at_exit() {
-    std::vector<Server *> live;
-    {
-        std::lock_guard<std::mutex> lk(g_handles_mu);
-        live.assign(g_handles.begin(), g_handles.end());
-    }
-    for (Server * s : live) {
-        try {
-            s->stop();
-        } catch (...) {
-        }
-    }
-}
 
 // Fence: no exception crosses the C boundary; every failure leaves a detail message.
 template <typename F>
@@ -136,7 +115,6 @@ LLAMA_SERVER_API llama_error_t llama_server_load_model(void * server_handle, con
         need(model_path, "model_path");
         lls::ModelConfig mc = lls::parse_model_config(model_config_json);
         c->load_model(model_path, mc);
-        std::atexit(stop_all_at_exit);
         return LLAMA_SUCCESS;
     });
 }

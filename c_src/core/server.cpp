@@ -4,6 +4,7 @@
 #include "chat_template_guard.h"
 #include "core.h"
 #include "cpu_select.h"
+#include "exit_guard.h"
 #include "malloc_policy.h"
 
 #include "gguf.h"
@@ -46,9 +47,13 @@ Server::Server(const ServerConfig & cfg) : cfg_(cfg), slots_(cfg.n_parallel) {
     std::call_once(backend_once, [] { llama_backend_init(); });
     apply_malloc_policy(cfg_.cache_ram_mib);
     started_at_ = Clock::now();
+    exit_guard::add(this);   // last: a constructor that throws has no destructor
 }
 
-Server::~Server() { shutdown(); }
+Server::~Server() {
+    shutdown();
+    exit_guard::remove(this);
+}
 
 // A string key of a GGUF file's metadata, read without loading tensors ("" when absent).
 static std::string gguf_string(const std::string & path, const char * key) {
@@ -101,7 +106,8 @@ static void explain_template_failure(const std::string & tmpl, bool from_config)
 }
 
 void Server::load_model(const std::string & path, const ModelConfig & mc) {
-    std::lock_guard<std::mutex> load_lock(load_mu_);   // one load at a time per handle
+    std::lock_guard<std::mutex> load_lock(load_mu_);   // one load at a time per handle; stop() waits for it
+    if (stopping_) fail(LLAMA_ERROR_CANCELLED, "the server is shutting down");
     if (loaded_ || core_) {
         fail(LLAMA_ERROR_MODEL_LOAD_FAILED, "a model is already loaded on this server handle (one model per handle)");
     }
@@ -178,6 +184,7 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
         name_this_thread("llama-driver");
         driver_main();
     });
+    exit_guard::arm();   // after the load: see exit_guard.cpp
 }
 
 // ---- sessions --------------------------------------------------------------------------------
@@ -415,6 +422,8 @@ void Server::cancel_task(int task_id) {
 
 void Server::stop() {
     std::call_once(stop_once_, [this] {
+        // a load under way finishes first (its threads are then joined below); a later one is refused
+        std::lock_guard<std::mutex> load_lock(load_mu_);
         stopping_ = true;
         std::vector<std::function<void()>> notify;
         {
@@ -451,8 +460,13 @@ void Server::shutdown() {
             sessions_.clear();
         }
         if (core_) {
+            if (!exit_guard::begin_free()) {   // the process is exiting: leave llama.cpp's objects alone
+                (void) core_.release();
+                return;
+            }
             core_->queues.reset();   // readers must go before the server_context
             core_.reset();
+            exit_guard::end_free();
         }
     });
 }

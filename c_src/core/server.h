@@ -114,6 +114,7 @@ struct Session {
 
 class Server {
   public:
+    // Listed for the exit handler (exit_guard.h) from construction to the end of destruction.
     explicit Server(const ServerConfig & cfg);
     ~Server();   // shutdown(): cancels everything, wakes every waiter
 

@@ -65,10 +65,8 @@ ERL_NIF_TERM nif_init_server(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
         auto sh = std::make_shared<Shared>();
         sh->server = std::make_unique<lls::Server>(cfg);
         server_created();
-        register_server(sh);
         if (!model_path.empty()) {
             sh->server->load_model(model_path, mc);   // on failure sh frees it
-            arm_exit_hook();
         }
         void * obj = enif_alloc_resource(SERVER_RES, sizeof(ServerRes));
         new (obj) ServerRes{std::move(sh)};
@@ -86,7 +84,6 @@ ERL_NIF_TERM nif_load_model(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
         std::string path = arg_to_string(env, argv[1], "model path", 4096);
         std::string text = arg_to_json(env, argv[2], "model config");
         u->load_model(path, lls::parse_model_config(text.c_str()));
-        arm_exit_hook();
         return A.ok;
     });
 }

@@ -2,6 +2,7 @@
 // sessions (monitored), and the listener that turns task events into messages.
 #pragma once
 
+#include "exit_guard.h"
 #include "nif_common.h"
 #include "server.h"
 
@@ -107,11 +108,9 @@ void server_created();
 void server_freed();
 bool wait_live_servers(int at_most, int timeout_ms);
 
-// Exit with servers alive (nif_exit.cpp): every server is registered; arm_exit_hook() after
-// each model load; while exiting, no message is sent.
-void register_server(const std::shared_ptr<Shared> & sh);
-void arm_exit_hook();
-bool exiting();
+// The VM halts with servers alive: the core's exit handler (core/exit_guard.h) stops every
+// server, first marking the process as exiting; from then on no message is sent.
+inline bool exiting() { return lls::exit_guard::exiting(); }
 
 // One background thread (nif_reaper.cpp) that frees servers whose resource was
 // garbage-collected and cancels the work of exited processes: resource destructors and
