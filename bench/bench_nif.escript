@@ -98,13 +98,16 @@ now_us() -> erlang:monotonic_time(microsecond).
 out(IoData) ->
     io:put_chars([IoData, "\n"]).
 
-%% As examples/erlang_usage_pattern.escript: compile the module from src/, NIF from priv/.
+%% As examples/erlang_usage_pattern.escript: compile the modules from src/, NIF from priv/.
 load_llama_nif() ->
     Root = filename:dirname(filename:dirname(filename:absname(escript:script_name()))),
     case os:getenv("LLAMA_NIF_SO") of
         false -> os:putenv("LLAMA_NIF_SO", filename:join([Root, "priv", "llama_nif.so"]));
         _ -> ok
     end,
-    Src = filename:join([Root, "src", "llama_nif.erl"]),
-    {ok, llama_nif, Bin} = compile:file(Src, [binary, report]),
-    {module, llama_nif} = code:load_binary(llama_nif, Src, Bin).
+    [begin
+         Src = filename:join([Root, "src", atom_to_list(M) ++ ".erl"]),
+         {ok, M, Bin} = compile:file(Src, [binary, report]),
+         {module, M} = code:load_binary(M, Src, Bin)
+     end || M <- [llama_nif_events, llama_nif]],
+    ok.

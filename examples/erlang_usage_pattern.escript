@@ -48,13 +48,16 @@ print(N, Other) ->
     io:format("session ~b: ~p~n", [N, Other]),
     halt(1).
 
-%% llama_nif from this checkout: src/llama_nif.erl compiled in memory, priv/llama_nif.so.
+%% llama_nif from this checkout: src/llama_nif.erl and the module it calls (llama_nif_events)
+%% compiled in memory, priv/llama_nif.so.
 load_llama_nif() ->
     Root = filename:dirname(filename:dirname(filename:absname(escript:script_name()))),
     os:putenv("LLAMA_NIF_SO", filename:join([Root, "priv", "llama_nif.so"])),
-    Src = filename:join([Root, "src", "llama_nif.erl"]),
-    {ok, llama_nif, Bin} = compile:file(Src, [binary, report]),
-    {module, llama_nif} = code:load_binary(llama_nif, Src, Bin),
+    [begin
+         Src = filename:join([Root, "src", atom_to_list(M) ++ ".erl"]),
+         {ok, M, Bin} = compile:file(Src, [binary, report]),
+         {module, M} = code:load_binary(M, Src, Bin)
+     end || M <- [llama_nif_events, llama_nif]],
     case os:getenv("LLAMA_MODEL") of
         false -> os:putenv("LLAMA_MODEL", filename:join([Root, "models", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"]));
         _ -> ok

@@ -65,7 +65,8 @@ def from_erl(v):
 class NifPort:
     def __init__(self):
         self.ebin = Path(tempfile.mkdtemp(prefix="llama_nif_port_"))
-        sources = [paths.ROOT / "src" / "llama_nif.erl", paths.ROOT / "test" / "llama_nif_port.erl"]
+        sources = [paths.ROOT / "src" / "llama_nif.erl", paths.ROOT / "src" / "llama_nif_events.erl",
+                   paths.ROOT / "test" / "llama_nif_port.erl"]
         subprocess.run(["erlc", "-o", str(self.ebin), *map(str, sources)], check=True)
         env = {**os.environ, "LLAMA_NIF_SO": str(paths.PRIV / "llama_nif.so")}
         self.proc = subprocess.Popen(["erl", "-noinput", "-pa", str(self.ebin), "-s", "llama_nif_port", "main"],
