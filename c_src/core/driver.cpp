@@ -51,7 +51,7 @@ void Server::move_to_similar_slot(const TaskPtr & t, server_task & task) {
     slots_.assign(best, t->id);
     t->slot = best;
     task.id_slot = best;
-    if (Session * s = t->session_id > 0 ? sessions_.find(t->session_id) : nullptr) s->last_slot = best;
+    if (Session * s = sessions_.find(t->session_id)) s->last_slot = best;
 }
 
 // Stop listening for the task's core results (and cancel them on the core if still running).
@@ -94,7 +94,7 @@ void Server::abort_task(const TaskPtr & t, llama_error_t code, const std::string
                         const std::string & msg, Notify & notify) {
     if (t->state == TaskState::done) return;
     detach_core(t, true);
-    if (Session * s = t->session_id > 0 ? sessions_.find(t->session_id) : nullptr) {
+    if (Session * s = sessions_.find(t->session_id)) {
         if (s->running == t) {
             s->running = nullptr;
         } else {
@@ -232,7 +232,7 @@ void Server::dispatch_ready(std::unique_lock<std::mutex> & lk) {
             abort_task(t, LLAMA_ERROR_INFERENCE_FAILED, "invalid_request_error", built[i].second, notify);
             continue;
         }
-        Session * s = t->session_id > 0 && p.dropped_messages > 0 ? sessions_.find(t->session_id) : nullptr;
+        Session * s = p.dropped_messages > 0 ? sessions_.find(t->session_id) : nullptr;
         if (s) {
             int n = std::min<int>(p.dropped_messages, (int) s->history.size());
             for (int k = 0; k < n; k++) {
@@ -316,7 +316,7 @@ void Server::handle_result(const TaskPtr & t, std::unique_ptr<server_task_result
                            std::vector<std::function<void()>> & notify) {
     auto done_on_core = [&] {
         detach_core(t, res->is_error() && t->core_ids.size() > 1);   // an error stops the other parts
-        Session * s = t->session_id > 0 ? sessions_.find(t->session_id) : nullptr;
+        Session * s = sessions_.find(t->session_id);
         if (s && s->running == t) s->running = nullptr;
         release_slot(t);
     };
@@ -435,7 +435,7 @@ void Server::on_final(const TaskPtr & t, server_task_result_cmpl_final & f, std:
     total_prompt_tokens_ += f.n_prompt_tokens;
     total_generated_tokens_ += f.n_decoded;
     total_gen_ms_ += f.stats.t_gen_ms();
-    if (Session * s = t->session_id > 0 ? sessions_.find(t->session_id) : nullptr) {
+    if (Session * s = sessions_.find(t->session_id)) {
         s->n_prompt_tokens += f.n_prompt_tokens;
         s->n_generated_tokens += f.n_decoded;
         s->tokens_in_context = f.n_tokens_cached;

@@ -21,7 +21,8 @@ class SessionRegistry {
         sessions_.emplace(id, std::move(s));
         return id;
     }
-    // Null when there is none. Pointers stay valid until that session is erased.
+    // Null when there is none (also for 0, a stateless task's "session"). Pointers stay valid
+    // until that session is erased.
     S * find(int id) {
         auto it = sessions_.find(id);
         return it == sessions_.end() ? nullptr : &it->second;
