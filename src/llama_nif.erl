@@ -230,8 +230,8 @@ stream_task(_, _, _, _, _) ->
 -spec get_result(server(), task_id(), timeout()) -> {ok, result()} | {error, reason()}.
 get_result(Server, TaskId, Timeout) when ?is_timeout(Timeout) ->
     receive
-        {llama_done, TaskId, Result} -> ended(TaskId, {ok, Result});
-        {llama_error, TaskId, Reason} -> ended(TaskId, {error, Reason})
+        {llama_done, TaskId, Result} -> llama_nif_events:task_ended(TaskId, {ok, Result});
+        {llama_error, TaskId, Reason} -> llama_nif_events:task_ended(TaskId, {error, Reason})
     after 0 ->
         case task_known(Server, TaskId) of
             true -> wait_result(TaskId, Timeout);
@@ -241,8 +241,8 @@ get_result(Server, TaskId, Timeout) when ?is_timeout(Timeout) ->
             Gone when Gone =:= false; Gone =:= destroyed ->
                 %% the final message is sent before the task is forgotten: look once more
                 receive
-                    {llama_done, TaskId, Result} -> ended(TaskId, {ok, Result});
-                    {llama_error, TaskId, Reason} -> ended(TaskId, {error, Reason})
+                    {llama_done, TaskId, Result} -> llama_nif_events:task_ended(TaskId, {ok, Result});
+                    {llama_error, TaskId, Reason} -> llama_nif_events:task_ended(TaskId, {error, Reason})
                 after 0 ->
                     case Gone of
                         destroyed -> bad(<<"the server was destroyed">>);
@@ -257,11 +257,6 @@ get_result(Server, TaskId, Timeout) when ?is_timeout(Timeout) ->
 get_result(_Server, _TaskId, _Timeout) ->
     bad(<<"timeout must be infinity or an integer in 0..4294967295 (ms)">>).
 
-%% The task's end was taken from the mailbox: its [llama_nif, task, stop] event.
-ended(TaskId, Outcome) ->
-    ok = llama_nif_events:task_ended(TaskId, Outcome),
-    Outcome.
-
 %% A normal-scheduler NIF that never waits for a lock; when it would, the dirty twin does.
 task_known(Server, TaskId) ->
     case nif_task_known(Server, TaskId) of
@@ -271,8 +266,8 @@ task_known(Server, TaskId) ->
 
 wait_result(TaskId, Timeout) ->
     receive
-        {llama_done, TaskId, Result} -> ended(TaskId, {ok, Result});
-        {llama_error, TaskId, Reason} -> ended(TaskId, {error, Reason})
+        {llama_done, TaskId, Result} -> llama_nif_events:task_ended(TaskId, {ok, Result});
+        {llama_error, TaskId, Reason} -> llama_nif_events:task_ended(TaskId, {error, Reason})
     after Timeout ->
         {error, {timeout, iolist_to_binary(["task ", integer_to_list(TaskId), " not finished after ",
                                             integer_to_list(Timeout), " ms; it goes on, fetch it later"])}}
@@ -285,8 +280,8 @@ wait_result(TaskId, Timeout) ->
 next_chunk(TaskId, Timeout) when ?is_timeout(Timeout) ->
     receive
         {llama_chunk, TaskId, Chunk} -> {chunk, Chunk};
-        {llama_done, TaskId, Result} -> ended(TaskId, {ok, Result}), {done, Result};
-        {llama_error, TaskId, Reason} -> ended(TaskId, {error, Reason})
+        {llama_done, TaskId, Result} -> _ = llama_nif_events:task_ended(TaskId, {ok, Result}), {done, Result};
+        {llama_error, TaskId, Reason} -> llama_nif_events:task_ended(TaskId, {error, Reason})
     after Timeout ->
         {error, {timeout, <<"no stream message within the timeout">>}}
     end;

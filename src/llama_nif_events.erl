@@ -158,8 +158,9 @@ task_started(TaskId, Start, Meta) ->
     end.
 
 %% @private The task's end was received in this process (Outcome: {ok, Result} or
-%% {error, Reason}): forgets its note and emits its event.
--spec task_ended(llama_nif:task_id(), {ok, term()} | {error, term()}) -> ok.
+%% {error, Reason}): forgets its note and emits its event. Returns Outcome, so that a
+%% receive clause can end with this call.
+-spec task_ended(llama_nif:task_id(), Outcome) -> Outcome when Outcome :: {ok, term()} | {error, term()}.
 task_ended(TaskId, Outcome) ->
     {Start, Meta} = case get(?PENDING) of
                         undefined -> {undefined, #{}};
@@ -170,7 +171,8 @@ task_ended(TaskId, Outcome) ->
                                 error -> {undefined, #{}}
                             end
                     end,
-    task_stop(Start, Outcome, Meta#{task_id => TaskId}).
+    ok = task_stop(Start, Outcome, Meta#{task_id => TaskId}),
+    Outcome.
 
 %% @private Emits [llama_nif, task, stop] for a task that started at Start (native
 %% monotonic time, or undefined when not known) and ended with Outcome.

@@ -237,15 +237,11 @@ async(Ref, Type, Input, Opts) ->
 -spec await(llama_nif:task_id(), timeout()) -> {ok, term()} | {error, reason()}.
 await(TaskId, Timeout) ->
     receive
-        {llama_done, TaskId, Result} -> ended(TaskId, {ok, Result});
-        {llama_error, TaskId, Reason} -> ended(TaskId, {error, Reason})
+        {llama_done, TaskId, Result} -> llama_nif_events:task_ended(TaskId, {ok, Result});
+        {llama_error, TaskId, Reason} -> llama_nif_events:task_ended(TaskId, {error, Reason})
     after Timeout ->
         {error, {timeout, <<"no result within the timeout; the task goes on">>}}
     end.
-
-ended(TaskId, Outcome) ->
-    ok = llama_nif_events:task_ended(TaskId, Outcome),
-    Outcome.
 
 %% @doc Cancels a task; its receiver gets `{llama_error, Id, {cancelled, _}}'.
 -spec cancel(server_ref(), llama_nif:task_id()) -> ok | {error, reason()}.
