@@ -30,6 +30,9 @@ def test_init_load_destroy_20_cycles_keeps_rss_flat():
     for _ in range(20):
         one_cycle()
         samples.append(rss_anon_mib())
-    growth = samples[-1] - base
-    # a leaked KV cache alone would be ~12 MiB per cycle here
-    assert growth < 16, f"RssAnon grew {growth:.1f} MiB over 20 cycles: {[round(x) for x in samples]}"
+    # RssAnon flips between two levels ~25 MiB apart from cycle to cycle (where glibc's heap
+    # happens to end), so compare floors: the lowest of the first half with the lowest of the
+    # second. A leak lifts every sample of the second half, ~11 cycles' worth; the flip none.
+    growth = min(samples[10:]) - min([base, *samples[:10]])
+    # a leaked KV cache alone would be ~12 MiB per cycle here, ~130 MiB between the floors
+    assert growth < 16, f"RssAnon floor grew {growth:.1f} MiB over 20 cycles: base {base:.0f}, {[round(x) for x in samples]}"
