@@ -90,6 +90,17 @@ def test_no_call_to_the_process_wide_localtime_buffer(lib):
     assert "localtime_r" in undefined and "localtime" not in undefined
 
 
+@pytest.mark.parametrize("lib", ["libllama_server.so", "llama_nif.so"])
+def test_every_decode_runs_inline_on_the_loop_thread(lib):
+    # llama.cpp hands the queue to a worker thread around each decode; ours runs it inline
+    # (c_src/link/decode_inline.cpp). A llama.cpp that renames the function fails here.
+    path = LIB_DIR / lib if lib.startswith("lib") else LIB_DIR.parents[1] / "priv" / lib
+    asm = sh(["objdump", "-d", "--no-show-raw-insn", str(path)], timeout=900)
+    calls = re.findall(r"\bcall\s+[0-9a-f]+ <([^>]*yield_to_queue[^>]*)>", asm)
+    assert calls, "no call to server_queue::yield_to_queue found: was it renamed?"
+    assert set(calls) == {"__wrap__ZN12server_queue14yield_to_queueEOSt8functionIFvvEE"}, set(calls)
+
+
 EXAMPLES = {"basic_single_session": 1, "concurrent_multi_session": 4}
 
 
