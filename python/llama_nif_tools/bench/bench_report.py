@@ -3,6 +3,7 @@ bench-results/bench.json (raw runs + summary) and bench-results/bench.png."""
 from __future__ import annotations
 
 import json
+import random
 import statistics
 from pathlib import Path
 
@@ -54,6 +55,18 @@ def _median(vals: list) -> float | None:
     return statistics.median(vals) if vals else None
 
 
+def median_interval(vals: list, level: float = 0.95, draws: int = 2000) -> tuple[float, float] | None:
+    """Bootstrap interval of the median: the rounds resampled with replacement, a fixed seed so
+    that a report is reproducible. None below 5 rounds, where it would say little."""
+    vals = [v for v in vals if v is not None]
+    if len(vals) < 5:
+        return None
+    rnd = random.Random(0)
+    meds = sorted(statistics.median(rnd.choices(vals, k=len(vals))) for _ in range(draws))
+    cut = int(draws * (1 - level) / 2)
+    return meds[cut], meds[draws - 1 - cut]
+
+
 def summarize(res: dict) -> dict:
     np_ = res["plan"]["settings"]["n_parallel"]
     s: dict = {"tok_s": {}, "ttft_ms": {}, "ttft_max_ms": {}, "engine": {}, "embed": {}, "rerank": {}}
@@ -73,9 +86,13 @@ def summarize(res: dict) -> dict:
             # per round, then the median: a round's runs are adjacent in time, so a load
             # change between rounds (other jobs on the machine) cancels out
             pairs = zip(gen.get(name, {}).get(k, []), srv_runs)
-            r = _median([a / b if a and b else None for a, b in ((tok_s(x), tok_s(y)) for x, y in pairs)])
+            per_round = [a / b if a and b else None for a, b in ((tok_s(x), tok_s(y)) for x, y in pairs)]
+            r = _median(per_round)
             if r:
                 ratios.setdefault(f"{name}/server", {})[k] = r
+            ci = median_interval(per_round)
+            if ci:
+                s.setdefault("ratio_interval", {}).setdefault(f"{name}/server", {})[k] = ci
         eng = s["engine"].get(str(min(int(k), np_)))
         mine = s["tok_s"].get("c", {}).get(k)
         if eng and mine:
@@ -113,6 +130,11 @@ def table(res: dict, s: dict) -> str:
                    f"{col('server', s['tok_s'], k):>9} {_f(r.get('c/server', {}).get(k), '{:.2f}'):>6} "
                    f"{_f(r.get('nif/server', {}).get(k), '{:.2f}'):>7} {_f(eng.get('e2e')):>7} "
                    f"{_f(r.get('c/engine_e2e', {}).get(k), '{:.2f}'):>8} {_f(eng.get('s_tg')):>11}")
+    for name, label in (("c", "C/srv"), ("nif", "NIF/srv")):
+        ci = s.get("ratio_interval", {}).get(f"{name}/server")
+        if ci:
+            out.append(f"  {label} 95% interval of the median ratio (bootstrap over rounds): "
+                       + ", ".join(f"K={k} [{lo:.2f}, {hi:.2f}]" for k, (lo, hi) in ci.items()))
     out += ["", f"Time to first token, ms (streaming; mean over the K sessions [max], median of "
                 f"{plan['ttft_repeats']} rounds)"]
     out.append(f"{'K':>3} {'C API':>16} {'NIF':>16} {'llama-server':>16}")
