@@ -15,6 +15,8 @@ MODEL_PATH = paths.MODELS / pins.DEFAULT_MODEL.filename
 ROOT = paths.ROOT
 HEADER = ROOT / "c_src" / "include" / "llama_server.h"
 LIB_DIR = paths.BUILD / "lib"
+# the two libraries the build makes, by file name
+BUILT_LIBS = {"libllama_server.so": LIB_DIR / "libllama_server.so", "llama_nif.so": paths.PRIV / "llama_nif.so"}
 
 OK = CODES["LLAMA_SUCCESS"]
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from helpers import CODES, HEADER, LIB_DIR, MODEL_PATH, ROOT, ffi, lib, sh
+from helpers import BUILT_LIBS, CODES, HEADER, LIB_DIR, MODEL_PATH, ROOT, ffi, lib, sh
 
 HERE = os.path.dirname(__file__)
 INCLUDE = str(HEADER.parent)
@@ -80,21 +80,21 @@ def test_only_llama_server_symbols_are_exported():
     assert len(declared) == 16 and declared <= names
 
 
-@pytest.mark.parametrize("lib", ["libllama_server.so", "llama_nif.so"])
+@pytest.mark.parametrize("lib", list(BUILT_LIBS))
 def test_no_call_to_the_process_wide_localtime_buffer(lib):
     # templates render on many threads at once: llama.cpp's localtime() calls are wrapped
     # into a per-thread buffer (c_src/link/thread_safe_localtime.cpp; TSan found the race)
-    path = LIB_DIR / lib if lib.startswith("lib") else LIB_DIR.parents[1] / "priv" / lib
+    path = BUILT_LIBS[lib]
     undefined = {line.split()[-1].split("@")[0] for line in
                  sh(["nm", "-D", "--undefined-only", str(path)]).splitlines() if line.strip()}
     assert "localtime_r" in undefined and "localtime" not in undefined
 
 
-@pytest.mark.parametrize("lib", ["libllama_server.so", "llama_nif.so"])
+@pytest.mark.parametrize("lib", list(BUILT_LIBS))
 def test_every_decode_runs_inline_on_the_loop_thread(lib):
     # llama.cpp hands the queue to a worker thread around each decode; ours runs it inline
     # (c_src/link/decode_inline.cpp). A llama.cpp that renames the function fails here.
-    path = LIB_DIR / lib if lib.startswith("lib") else LIB_DIR.parents[1] / "priv" / lib
+    path = BUILT_LIBS[lib]
     asm = sh(["objdump", "-d", "--no-show-raw-insn", str(path)], timeout=900)
     calls = re.findall(r"\bcall\s+[0-9a-f]+ <([^>]*yield_to_queue[^>]*)>", asm)
     assert calls, "no call to server_queue::yield_to_queue found: was it renamed?"

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CODES, HEADER, LIB_DIR, ROOT, sh
+from helpers import BUILT_LIBS, CODES, HEADER, LIB_DIR, ROOT, sh
 from llama_nif_tools.models import embed_models
 
 HERE = Path(__file__).parent
 REF = json.loads((HERE / "data" / "rerank_reference.json").read_text())
 TINY = "tiny-bert-rerank-f32"
-NIF_SO = ROOT / "priv" / "llama_nif.so"
-LIBS = [LIB_DIR / "libllama_server.so", NIF_SO]
+NIF_SO = BUILT_LIBS["llama_nif.so"]
+LIBS = list(BUILT_LIBS.values())
 QEMU = shutil.which("qemu-x86_64")
 AMX = re.compile(r"\s(tilezero|tileloadd|tileloaddt1|tilestored|tilerelease|ldtilecfg|sttilecfg|tdp\w+)\s")
 

@@ -46,6 +46,8 @@
          text/1, chunk_text/1]).
 %% for llama_nif_debug (test and debug hooks): not part of the API
 -export([nif_info/0, nif_wait_servers/2, priv_dir/0, options/2]).
+%% for llama_nif_server: not part of the API
+-export([take_end/2]).
 
 -export_type([server/0, session_id/0, task_id/0, task_type/0, error_code/0, reason/0,
               json_arg/0, text/0, task_options/0, result/0, chunk/0]).
@@ -229,33 +231,35 @@ stream_task(_, _, _, _, _) ->
 %% `[llama_nif, task, stop]' event (llama_nif_events); a timeout emits nothing.
 -spec get_result(server(), task_id(), timeout()) -> {ok, result()} | {error, reason()}.
 get_result(Server, TaskId, Timeout) when ?is_timeout(Timeout) ->
-    receive
-        {llama_done, TaskId, Result} -> llama_nif_events:task_ended(TaskId, {ok, Result});
-        {llama_error, TaskId, Reason} -> llama_nif_events:task_ended(TaskId, {error, Reason})
-    after 0 ->
-        case task_known(Server, TaskId) of
-            true -> wait_result(TaskId, Timeout);
-            not_owner ->
-                bad(iolist_to_binary(["task ", integer_to_list(TaskId), " was created by another process: "
-                                      "its result is sent there"]));
-            Gone when Gone =:= false; Gone =:= destroyed ->
-                %% the final message is sent before the task is forgotten: look once more
-                receive
-                    {llama_done, TaskId, Result} -> llama_nif_events:task_ended(TaskId, {ok, Result});
-                    {llama_error, TaskId, Reason} -> llama_nif_events:task_ended(TaskId, {error, Reason})
-                after 0 ->
-                    case Gone of
-                        destroyed -> bad(<<"the server was destroyed">>);
-                        false -> {error, {task_not_found, iolist_to_binary(
-                                   ["no task ", integer_to_list(TaskId), " for this process on this server "
-                                    "(never created, already fetched, or created by another process)"])}}
-                    end
-                end;
-            {error, _} = E -> E
-        end
+    case take_end(TaskId, 0) of
+        timeout -> get_known_result(Server, TaskId, Timeout);
+        Outcome -> Outcome
     end;
 get_result(_Server, _TaskId, _Timeout) ->
     bad(<<"timeout must be infinity or an integer in 0..4294967295 (ms)">>).
+
+get_known_result(Server, TaskId, Timeout) ->
+    case task_known(Server, TaskId) of
+        true ->
+            case take_end(TaskId, Timeout) of
+                timeout -> {error, {timeout, iolist_to_binary(["task ", integer_to_list(TaskId), " not finished after ",
+                                                               integer_to_list(Timeout), " ms; it goes on, fetch it later"])}};
+                Outcome -> Outcome
+            end;
+        not_owner ->
+            bad(iolist_to_binary(["task ", integer_to_list(TaskId), " was created by another process: "
+                                  "its result is sent there"]));
+        Gone when Gone =:= false; Gone =:= destroyed ->
+            %% the final message is sent before the task is forgotten: look once more
+            case take_end(TaskId, 0) of
+                timeout when Gone =:= destroyed -> bad(<<"the server was destroyed">>);
+                timeout -> {error, {task_not_found, iolist_to_binary(
+                              ["no task ", integer_to_list(TaskId), " for this process on this server "
+                               "(never created, already fetched, or created by another process)"])}};
+                Outcome -> Outcome
+            end;
+        {error, _} = E -> E
+    end.
 
 %% A normal-scheduler NIF that never waits for a lock; when it would, the dirty twin does.
 task_known(Server, TaskId) ->
@@ -264,13 +268,15 @@ task_known(Server, TaskId) ->
         Known -> Known
     end.
 
-wait_result(TaskId, Timeout) ->
+%% @private Takes a task's end ({ok, Result} or {error, Reason}) from this process's mailbox
+%% within Timeout ms and emits its event (llama_nif_events); timeout when none came. The one
+%% place that receives an end, for get_result/3 and llama_nif_server:await/2.
+-spec take_end(task_id(), timeout()) -> {ok, result()} | {error, reason()} | timeout.
+take_end(TaskId, Timeout) ->
     receive
         {llama_done, TaskId, Result} -> llama_nif_events:task_ended(TaskId, {ok, Result});
         {llama_error, TaskId, Reason} -> llama_nif_events:task_ended(TaskId, {error, Reason})
-    after Timeout ->
-        {error, {timeout, iolist_to_binary(["task ", integer_to_list(TaskId), " not finished after ",
-                                            integer_to_list(Timeout), " ms; it goes on, fetch it later"])}}
+    after Timeout -> timeout
     end.
 
 %% @doc The next message of a streaming task: {chunk, Chunk} | {done, Result} |

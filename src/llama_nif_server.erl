@@ -236,11 +236,9 @@ async(Ref, Type, Input, Opts) ->
 %% `[llama_nif, task, stop]' event (llama_nif_events).
 -spec await(llama_nif:task_id(), timeout()) -> {ok, term()} | {error, reason()}.
 await(TaskId, Timeout) ->
-    receive
-        {llama_done, TaskId, Result} -> llama_nif_events:task_ended(TaskId, {ok, Result});
-        {llama_error, TaskId, Reason} -> llama_nif_events:task_ended(TaskId, {error, Reason})
-    after Timeout ->
-        {error, {timeout, <<"no result within the timeout; the task goes on">>}}
+    case llama_nif:take_end(TaskId, Timeout) of
+        timeout -> {error, {timeout, <<"no result within the timeout; the task goes on">>}};
+        Outcome -> Outcome
     end.
 
 %% @doc Cancels a task; its receiver gets `{llama_error, Id, {cancelled, _}}'.

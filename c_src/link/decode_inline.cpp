@@ -4,7 +4,7 @@
 // task once a model is loaded (status comes from our own counters), so for us the hand-off
 // only costs three thread wake-ups per decode, on cores that are all decoding: per-thread
 // counters showed the worker waking 383 times in a 128-token generation and the loop thread
-// preempted 420 times, 280 without it (README, "Speed"). Every object linked into our
+// preempted 420 times, 280 without it (README, "How it works"). Every object linked into our
 // libraries calls this instead (-Wl,--wrap, c_src/CMakeLists.txt): the decode runs inline,
 // on the loop thread, as the queue would have run it. Tasks posted meanwhile wait in the
 // queue for the next loop turn, as the worker would have left them (it declines all but
