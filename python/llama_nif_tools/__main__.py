@@ -45,6 +45,8 @@ def main(argv=None) -> int:
     bn.add_argument("--omp-wait-policy", default="default", choices=["passive", "active", "default"],
                     help="OMP_WAIT_POLICY of every process (default: left as users get it; see bench.bench_procs.ENV)")
     bn.add_argument("--out", help="results folder (default bench-results/)")
+    bn.add_argument("--control", action="store_true",
+                    help="a second C API process in the throughput rounds: C/C2 shows the noise floor")
     bc = sub.add_parser("bench-cpu", help="the portable build against a native build on this machine")
     bc.add_argument("--repeats", type=int, default=3, help="rounds (median taken)")
     bc.add_argument("--n-predict", type=int, default=64, help="tokens per session")

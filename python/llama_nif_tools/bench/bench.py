@@ -34,6 +34,7 @@ class Plan:
     rerank_requests: int = 40
     rerank_docs: int = 8
     embed_threads: list = field(default_factory=lambda: [1, 8])
+    control: bool = False              # a second C API process in the throughput rounds
     settings: bench_procs.Settings = field(default_factory=bench_procs.Settings)
 
     @classmethod
@@ -64,6 +65,10 @@ def _systems(model: Path, plan: Plan, out: Path) -> dict:
     why = bench_procs.nif_missing()
     systems["nif"] = why or bench_procs.nif_worker(model, s, out / "nif.log")
     systems["server"] = bench_procs.LlamaServer(model, s, out / "llama-server.log")
+    if plan.control:
+        # The noise floor: two identical processes differ by about 1% in one run on this
+        # VM (where each one's memory lies), so C/srv means no more than C/C2 does.
+        systems["c2"] = bench_procs.c_worker(model, s, out / "c2.log")
     return systems
 
 
@@ -98,7 +103,8 @@ def run_generation(model: Path, plan: Plan, out: Path, res: dict) -> None:
         say(f"throughput: K={plan.ks}, {plan.n_predict} tokens each, {plan.repeats} rounds")
         _alternate(systems, plan.ks, plan.repeats, plan.n_predict, False, res.setdefault("gen", {}))
         say(f"time to first token: K={plan.ttft_ks} (streaming)")
-        _alternate(systems, plan.ttft_ks, plan.ttft_repeats, plan.n_predict, True, res.setdefault("stream", {}))
+        streams = {name: o for name, o in systems.items() if name != "c2"}
+        _alternate(streams, plan.ttft_ks, plan.ttft_repeats, plan.n_predict, True, res.setdefault("stream", {}))
         say("per-call costs (1-token completions, get_status)")
         res["overhead"] = {"c": systems["c"].cmd(f"overhead {plan.overhead_iters} {PROMPT}"),
                            "server": bench_http.overhead(systems["server"].port, plan.overhead_iters, PROMPT)}
@@ -185,6 +191,7 @@ def plan_from_args(args) -> Plan:
         plan.repeats = plan.ttft_repeats = args.repeats
     if args.n_predict:
         plan.n_predict = args.n_predict
+    plan.control = args.control
     if args.ks:
         plan.ks = [int(k) for k in args.ks.split(",")]
         plan.ttft_ks = [plan.ks[0], plan.ks[-1]]

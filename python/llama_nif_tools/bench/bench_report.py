@@ -10,6 +10,8 @@ from pathlib import Path
 from ..progress import say
 
 SYSTEMS = (("c", "C API"), ("nif", "NIF"), ("server", "llama-server"))
+# per-round throughput ratios: (system, reference, label); c2 is --control's second C API
+RATIOS = (("c", "server", "C/srv"), ("nif", "server", "NIF/srv"), ("c", "c2", "C/C2 (noise floor)"))
 
 
 def _ok(r: dict) -> bool:
@@ -81,18 +83,18 @@ def summarize(res: dict) -> dict:
         s["engine"][str(row["pl"])] = {"s_tg": row["speed_tg"], "e2e": row["pl"] * row["tg"] / row["t"]}
     ratios: dict = {}
     gen = res.get("gen", {})
-    for k, srv_runs in gen.get("server", {}).items():
-        for name in ("c", "nif"):
+    for k in gen.get("server", {}):
+        for name, ref, _ in RATIOS:
             # per round, then the median: a round's runs are adjacent in time, so a load
             # change between rounds (other jobs on the machine) cancels out
-            pairs = zip(gen.get(name, {}).get(k, []), srv_runs)
+            pairs = zip(gen.get(name, {}).get(k, []), gen.get(ref, {}).get(k, []))
             per_round = [a / b if a and b else None for a, b in ((tok_s(x), tok_s(y)) for x, y in pairs)]
             r = _median(per_round)
             if r:
-                ratios.setdefault(f"{name}/server", {})[k] = r
+                ratios.setdefault(f"{name}/{ref}", {})[k] = r
             ci = median_interval(per_round)
             if ci:
-                s.setdefault("ratio_interval", {}).setdefault(f"{name}/server", {})[k] = ci
+                s.setdefault("ratio_interval", {}).setdefault(f"{name}/{ref}", {})[k] = ci
         eng = s["engine"].get(str(min(int(k), np_)))
         mine = s["tok_s"].get("c", {}).get(k)
         if eng and mine:
@@ -130,11 +132,15 @@ def table(res: dict, s: dict) -> str:
                    f"{col('server', s['tok_s'], k):>9} {_f(r.get('c/server', {}).get(k), '{:.2f}'):>6} "
                    f"{_f(r.get('nif/server', {}).get(k), '{:.2f}'):>7} {_f(eng.get('e2e')):>7} "
                    f"{_f(r.get('c/engine_e2e', {}).get(k), '{:.2f}'):>8} {_f(eng.get('s_tg')):>11}")
-    for name, label in (("c", "C/srv"), ("nif", "NIF/srv")):
-        ci = s.get("ratio_interval", {}).get(f"{name}/server")
+    for name, ref, label in RATIOS:
+        ci = s.get("ratio_interval", {}).get(f"{name}/{ref}")
         if ci:
             out.append(f"  {label} 95% interval of the median ratio (bootstrap over rounds): "
                        + ", ".join(f"K={k} [{lo:.2f}, {hi:.2f}]" for k, (lo, hi) in ci.items()))
+    control = r.get("c/c2")
+    if control:
+        out.append("  C/C2, two identical C API processes (--control): "
+                   + ", ".join(f"K={k} {v:.3f}" for k, v in control.items()))
     out += ["", f"Time to first token, ms (streaming; mean over the K sessions [max], median of "
                 f"{plan['ttft_repeats']} rounds)"]
     out.append(f"{'K':>3} {'C API':>16} {'NIF':>16} {'llama-server':>16}")
