@@ -27,15 +27,14 @@ def _res(speeds: dict, control: bool) -> dict:
 def test_ratios_pair_each_round_with_its_own_reference():
     # the machine slows down round by round; every round C is 2% ahead of llama-server
     srv = [80.0, 76.0, 72.0, 68.0, 64.0]
-    speeds = {"server": srv, "c": [v * 1.02 for v in srv], "nif": [v * 0.99 for v in srv],
-              "c2": [v * 1.02 for v in srv]}
-    s = bench_report.summarize(_res(speeds, control=False))
+    res = _res({"server": srv, "c": [v * 1.02 for v in srv], "nif": [v * 0.99 for v in srv]}, control=False)
+    s = bench_report.summarize(res)
     assert s["ratios"]["c/server"]["4"] == pytest.approx(1.02)
     assert s["ratios"]["nif/server"]["4"] == pytest.approx(0.99)
     lo, hi = s["ratio_interval"]["c/server"]["4"]
     assert lo == pytest.approx(1.02) and hi == pytest.approx(1.02)
     assert "c/c2" not in s["ratios"]
-    assert "C/C2" not in bench_report.table(_res(speeds, control=False), s)
+    assert "C/C2" not in bench_report.table(res, s)
 
 
 def test_control_reports_the_ratio_of_two_identical_processes():
