@@ -3,8 +3,11 @@
 -module(llama_nif_debug).
 -export([info/0, wait_servers/2, default_model_path/0]).
 
-%% @doc Library-wide counters: servers (created and not yet freed) and normal_scheduler
-%% (calls of our code on normal schedulers, and the longest one, in CPU and wall time).
+%% @doc Library-wide counters: servers (created and not yet freed) and normal_scheduler:
+%% calls of our code on normal schedulers and the longest one (CPU and wall time, µs), in
+%% all and under `sites', one entry per NIF without a dirty flag and per resource callback.
+%% A site's `cpu_us' counts its calls by CPU time: `[{1, N0}, {2, N1}, {4, N2}, ...,
+%% {infinity, N}]', each N the calls under that bound and at or over the one before.
 -spec info() -> #{servers := non_neg_integer(), normal_scheduler := map(), atom() => term()}.
 info() ->
     llama_nif:nif_info().

@@ -6,6 +6,8 @@
 
 #include "cpu_select.h"
 
+#include <algorithm>
+
 namespace lnif {
 
 namespace {
@@ -255,7 +257,6 @@ static ERL_NIF_TERM task_known(ErlNifEnv * env, const ERL_NIF_TERM argv[], bool 
 }
 
 ERL_NIF_TERM nif_task_known(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
-    NormalSchedTimer timer;
     return task_known(env, argv, false);
 }
 
@@ -284,15 +285,39 @@ ERL_NIF_TERM nif_session_info(ErlNifEnv * env, int, const ERL_NIF_TERM argv[]) {
     });
 }
 
-// info() -> #{servers => LiveServers, normal_scheduler => #{calls, max_cpu_us, max_wall_us}}
+// info() -> #{servers => LiveServers,
+//             normal_scheduler => #{calls, max_cpu_us, max_wall_us, sites => #{Site => Stats}}}
+// Stats: #{calls, max_cpu_us, max_wall_us, cpu_us => [{Below, Calls}]}, calls by CPU time
+// under each bound (and at or over the one before), ending with {infinity, Calls}.
 ERL_NIF_TERM nif_info(ErlNifEnv * env, int, const ERL_NIF_TERM[]) {
-    long long calls, cpu_ns, wall_ns;
-    normal_sched_stats(calls, cpu_ns, wall_ns);
-    ERL_NIF_TERM keys[] = {enif_make_atom(env, "calls"), enif_make_atom(env, "max_cpu_us"), enif_make_atom(env, "max_wall_us")};
-    ERL_NIF_TERM vals[] = {enif_make_int64(env, calls), enif_make_double(env, cpu_ns / 1000.0),
-                           enif_make_double(env, wall_ns / 1000.0)};
-    ERL_NIF_TERM sched;
-    enif_make_map_from_arrays(env, keys, vals, 3, &sched);
+    const ERL_NIF_TERM k_calls = enif_make_atom(env, "calls"), k_cpu = enif_make_atom(env, "max_cpu_us"),
+                       k_wall = enif_make_atom(env, "max_wall_us");
+    auto stats_map = [&](long long calls, long long cpu_ns, long long wall_ns) {
+        ERL_NIF_TERM keys[] = {k_calls, k_cpu, k_wall};
+        ERL_NIF_TERM vals[] = {enif_make_int64(env, calls), enif_make_double(env, cpu_ns / 1000.0),
+                               enif_make_double(env, wall_ns / 1000.0)};
+        ERL_NIF_TERM m;
+        enif_make_map_from_arrays(env, keys, vals, 3, &m);
+        return m;
+    };
+    long long calls = 0, cpu_ns = 0, wall_ns = 0;
+    ERL_NIF_TERM sites = enif_make_new_map(env);
+    for (int i = 0; i < (int) SchedSite::Count; i++) {
+        const SchedSiteStats st = sched_site_stats((SchedSite) i);
+        calls += st.calls;
+        cpu_ns = std::max(cpu_ns, st.max_cpu_ns);
+        wall_ns = std::max(wall_ns, st.max_wall_ns);
+        ERL_NIF_TERM buckets[kCpuBuckets];
+        for (int b = 0; b < kCpuBuckets; b++) {
+            const ERL_NIF_TERM below = b + 1 < kCpuBuckets ? enif_make_int64(env, 1LL << b) : enif_make_atom(env, "infinity");
+            buckets[b] = enif_make_tuple2(env, below, enif_make_int64(env, st.cpu_buckets[b]));
+        }
+        ERL_NIF_TERM site = stats_map(st.calls, st.max_cpu_ns, st.max_wall_ns);
+        enif_make_map_put(env, site, enif_make_atom(env, "cpu_us"), enif_make_list_from_array(env, buckets, kCpuBuckets), &site);
+        enif_make_map_put(env, sites, enif_make_atom(env, kSchedSiteNames[i]), site, &sites);
+    }
+    ERL_NIF_TERM sched = stats_map(calls, cpu_ns, wall_ns);
+    enif_make_map_put(env, sched, enif_make_atom(env, "sites"), sites, &sched);
     ERL_NIF_TERM m = enif_make_new_map(env);
     enif_make_map_put(env, m, A.servers, enif_make_int(env, live_servers()), &m);
     enif_make_map_put(env, m, enif_make_atom(env, "normal_scheduler"), sched, &m);

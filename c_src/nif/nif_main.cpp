@@ -58,6 +58,13 @@ void unload(ErlNifEnv *, void *) { reaper_stop(); }
 const int CPU = ERL_NIF_DIRTY_JOB_CPU_BOUND;
 const int IO = ERL_NIF_DIRTY_JOB_IO_BOUND;
 
+// A NIF on a normal scheduler (flags 0), timed by site for the scheduler-hygiene test.
+template <ERL_NIF_TERM (*F)(ErlNifEnv *, int, const ERL_NIF_TERM[]), SchedSite S>
+ERL_NIF_TERM on_normal(ErlNifEnv * env, int argc, const ERL_NIF_TERM argv[]) {
+    NormalSchedTimer timer(S);
+    return F(env, argc, argv);
+}
+
 ErlNifFunc funcs[] = {
     {"nif_init_server", 1, nif_init_server, IO},        // may load a model ("model" key)
     {"nif_load_model", 3, nif_load_model, IO},          // seconds: file I/O and warmup
@@ -66,13 +73,13 @@ ErlNifFunc funcs[] = {
     {"nif_close_session", 2, nif_close_session, CPU},
     {"nif_create_task", 8, nif_create_task, CPU},       // JSON, validation, chat template
     {"nif_cancel_task", 2, nif_cancel_task, CPU},
-    {"nif_task_known", 2, nif_task_known, 0},           // try_lock only, else busy:
+    {"nif_task_known", 2, on_normal<nif_task_known, SchedSite::TaskKnown>, 0},   // try_lock only, else busy:
     {"nif_task_known_dirty", 2, nif_task_known_dirty, CPU},   // ... then this one
     {"nif_status", 3, nif_status, CPU},
     {"nif_session_info", 4, nif_session_info, CPU},
-    {"nif_info", 0, nif_info, 0},
+    {"nif_info", 0, on_normal<nif_info, SchedSite::Info>, 0},
     {"nif_wait_servers", 2, nif_wait_servers, IO},
-    {"nif_cpu_check", 0, nif_cpu_check, 0},             // cpuid once, then a cached answer
+    {"nif_cpu_check", 0, on_normal<nif_cpu_check, SchedSite::CpuCheck>, 0},   // cpuid once, then cached
 };
 
 }  // namespace

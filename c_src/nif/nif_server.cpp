@@ -175,7 +175,7 @@ void Listener::on_done(int task_id, llama_error_t code, const std::string & resu
 namespace {
 
 void server_dtor(ErlNifEnv *, void * obj) {
-    NormalSchedTimer timer;
+    NormalSchedTimer timer(SchedSite::ServerDtor);
     auto * r = static_cast<ServerRes *>(obj);
     std::shared_ptr<Shared> sh = std::move(r->sh);
     r->~ServerRes();
@@ -191,7 +191,7 @@ void server_dtor(ErlNifEnv *, void * obj) {
 // A monitored process exited. This runs on a normal scheduler: take no lock here, let the
 // reaper find and cancel its work.
 void server_down(ErlNifEnv *, void * obj, ErlNifPid * pid, ErlNifMonitor *) {
-    NormalSchedTimer timer;
+    NormalSchedTimer timer(SchedSite::ServerDown);
     auto * r = static_cast<ServerRes *>(obj);
     std::shared_ptr<Shared> sh = r->sh;
     if (!sh) return;

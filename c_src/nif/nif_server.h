@@ -93,14 +93,28 @@ struct Listener : lls::TaskListener {
 // messages apart.
 long long next_task_id();
 
-// Measures our code on a normal scheduler (NIFs without a dirty flag, resource callbacks):
-// thread CPU time (what we hold the scheduler for) and wall time (includes OS preemption).
+// Where our code runs on a normal scheduler: NIFs without a dirty flag, resource callbacks.
+enum class SchedSite { TaskKnown, Info, CpuCheck, ServerDtor, ServerDown, Count };
+extern const char * const kSchedSiteNames[(int) SchedSite::Count];   // "task_known", ...
+
+// Times one entry of our code on a normal scheduler: thread CPU time (what we hold the
+// scheduler for; a kernel without CONFIG_IRQ_TIME_ACCOUNTING adds the interrupts served
+// meanwhile) and wall time (adds OS preemption).
 struct NormalSchedTimer {
+    SchedSite site;
     long long cpu0, wall0;
-    NormalSchedTimer();
+    explicit NormalSchedTimer(SchedSite site);
     ~NormalSchedTimer();
 };
-void normal_sched_stats(long long & calls, long long & max_cpu_ns, long long & max_wall_ns);
+
+// Calls of one site so far, by CPU time: bucket 0 < 1 us, bucket i in [2^(i-1), 2^i) us,
+// the last one open-ended.
+constexpr int kCpuBuckets = 16;
+struct SchedSiteStats {
+    long long calls = 0, max_cpu_ns = 0, max_wall_ns = 0;
+    long long cpu_buckets[kCpuBuckets] = {};
+};
+SchedSiteStats sched_site_stats(SchedSite site);
 
 // Live servers (created and not yet freed), for tests of cleanup.
 int  live_servers();

@@ -23,7 +23,6 @@ Live & live() {
 }
 
 std::atomic<long long> g_next_task{1};
-std::atomic<long long> g_sched_calls{0}, g_sched_max_cpu_ns{0}, g_sched_max_wall_ns{0};
 
 long long now_ns(clockid_t clock) {
     timespec ts;
@@ -57,19 +56,45 @@ bool wait_live_servers(int at_most, int timeout_ms) {
     return live().cv.wait_for(lk, std::chrono::milliseconds(timeout_ms), [&] { return live().n.load() <= at_most; });
 }
 
-NormalSchedTimer::NormalSchedTimer()
-    : cpu0(now_ns(CLOCK_THREAD_CPUTIME_ID)), wall0(now_ns(CLOCK_MONOTONIC)) {}
+const char * const kSchedSiteNames[] = {"task_known", "info", "cpu_check", "server_dtor", "server_down"};
 
-NormalSchedTimer::~NormalSchedTimer() {
-    raise_to(g_sched_max_cpu_ns, now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0);
-    raise_to(g_sched_max_wall_ns, now_ns(CLOCK_MONOTONIC) - wall0);
-    g_sched_calls.fetch_add(1, std::memory_order_relaxed);
+namespace {
+
+// Atomics, not a lock: a normal scheduler must never wait on a preempted thread.
+struct SiteCounters {
+    std::atomic<long long> calls{0}, max_cpu_ns{0}, max_wall_ns{0};
+    std::atomic<long long> cpu_buckets[kCpuBuckets] = {};
+};
+SiteCounters g_sites[(int) SchedSite::Count];
+
+int cpu_bucket(long long cpu_ns) {
+    int b = 0;
+    for (long long us = cpu_ns / 1000; us > 0 && b < kCpuBuckets - 1; us >>= 1) b++;
+    return b;
 }
 
-void normal_sched_stats(long long & calls, long long & max_cpu_ns, long long & max_wall_ns) {
-    calls = g_sched_calls.load();
-    max_cpu_ns = g_sched_max_cpu_ns.load();
-    max_wall_ns = g_sched_max_wall_ns.load();
+}  // namespace
+
+NormalSchedTimer::NormalSchedTimer(SchedSite site)
+    : site(site), cpu0(now_ns(CLOCK_THREAD_CPUTIME_ID)), wall0(now_ns(CLOCK_MONOTONIC)) {}
+
+NormalSchedTimer::~NormalSchedTimer() {
+    const long long cpu = now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    SiteCounters & c = g_sites[(int) site];
+    raise_to(c.max_cpu_ns, cpu);
+    raise_to(c.max_wall_ns, now_ns(CLOCK_MONOTONIC) - wall0);
+    c.cpu_buckets[cpu_bucket(cpu)].fetch_add(1, std::memory_order_relaxed);
+    c.calls.fetch_add(1, std::memory_order_relaxed);
+}
+
+SchedSiteStats sched_site_stats(SchedSite site) {
+    const SiteCounters & c = g_sites[(int) site];
+    SchedSiteStats s;
+    s.calls = c.calls.load();
+    s.max_cpu_ns = c.max_cpu_ns.load();
+    s.max_wall_ns = c.max_wall_ns.load();
+    for (int i = 0; i < kCpuBuckets; i++) s.cpu_buckets[i] = c.cpu_buckets[i].load();
+    return s;
 }
 
 }  // namespace lnif
