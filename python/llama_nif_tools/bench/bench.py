@@ -66,8 +66,8 @@ def _systems(model: Path, plan: Plan, out: Path) -> dict:
     systems["nif"] = why or bench_procs.nif_worker(model, s, out / "nif.log")
     systems["server"] = bench_procs.LlamaServer(model, s, out / "llama-server.log")
     if plan.control:
-        # The noise floor: two identical processes differed by up to 2.3% in one run
-        # on this VM (likely where each one's memory lies); C/srv means no more than C/C2 does.
+        # The noise floor: two identical processes differed by up to 2.3% in one run on
+        # this VM (round-to-round noise); C/srv means no more than C/C2 does.
         systems["c2"] = bench_procs.c_worker(model, s, out / "c2.log")
     return systems
 
