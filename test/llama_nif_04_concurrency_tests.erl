@@ -74,7 +74,7 @@ sixty_four_tasks() ->
     Ours = [H || {Site, #{cpu_us := H}} <- maps:to_list(Sites), lists:member(Site, ?SITES)],
     NifWall = lists:max([W || {Site, #{max_wall_us := W}} <- maps:to_list(Sites), lists:member(Site, ?SITES)]),
     ?assert(calls(maps:get(cpu_us, maps:get(task_known, Sites))) >= ?TASKS),   % one per get_result
-    ?assertEqual([], [H || H <- Ours, over(H, ?SLOW_US) > 2]),   % no path of ours is slow twice over
+    ?assertEqual([], [H || H <- Ours, over(H, ?SLOW_US) > 2]),   % no site slow a third time
     ?assert(lists:sum([over(H, ?HOLD_US) || H <- Ours]) =< 1),   % never holds a scheduler ~1 ms
     ?assert(NifWall < ?LONG_SCHEDULE_MS * 1000 orelse Touching =:= []),
     %% the round-trip bound below means something only if the probe ran through the load

@@ -94,8 +94,17 @@ struct Listener : lls::TaskListener {
 long long next_task_id();
 
 // Where our code runs on a normal scheduler: NIFs without a dirty flag, resource callbacks.
-enum class SchedSite { TaskKnown, Info, CpuCheck, ServerDtor, ServerDown, Count };
-extern const char * const kSchedSiteNames[(int) SchedSite::Count];   // "task_known", ...
+// One row per site: enum name, name in llama_nif_debug:info/0.
+#define LNIF_SCHED_SITES(X)            \
+    X(TaskKnown, "task_known")         \
+    X(Info, "info")                    \
+    X(CpuCheck, "cpu_check")           \
+    X(ServerDtor, "server_dtor")       \
+    X(ServerDown, "server_down")
+#define LNIF_SITE_ENUM(e, name) e,
+enum class SchedSite { LNIF_SCHED_SITES(LNIF_SITE_ENUM) Count };
+#undef LNIF_SITE_ENUM
+extern const char * const kSchedSiteNames[(int) SchedSite::Count];
 
 // Times one entry of our code on a normal scheduler: thread CPU time (what we hold the
 // scheduler for; a kernel without CONFIG_IRQ_TIME_ACCOUNTING adds the interrupts served
