@@ -55,3 +55,12 @@ def test_a_failed_run_drops_out_of_its_round_only():
     s = bench_report.summarize(res)
     assert s["ratios"]["c/server"]["4"] == pytest.approx(1.05)
     assert "c/server" not in s.get("ratio_interval", {})     # 4 rounds left: too few for an interval
+
+
+def test_generations_count_in_the_rounds_the_table_names():
+    # --generations 3 with --repeats 5 gives 15 rounds per K, each generation in fresh processes
+    srv = [80.0, 76.0, 72.0, 68.0, 64.0] * 3
+    res = _res({"server": srv, "c": srv, "nif": srv}, control=False)
+    res["plan"]["generations"] = 3
+    text = bench_report.table(res, bench_report.summarize(res))
+    assert "median of 15 rounds in 3 generations of fresh processes" in text

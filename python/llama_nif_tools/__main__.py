@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     bn.add_argument("--out", help="results folder (default bench-results/)")
     bn.add_argument("--control", action="store_true",
                     help="a second C API process in the throughput rounds: C/C2 shows the noise floor")
+    bn.add_argument("--generations", type=int,
+                    help="start fresh processes this many times, --repeats rounds in each (default 1)")
     bc = sub.add_parser("bench-cpu", help="the portable build against a native build on this machine")
     bc.add_argument("--repeats", type=int, default=3, help="rounds (median taken)")
     bc.add_argument("--n-predict", type=int, default=64, help="tokens per session")

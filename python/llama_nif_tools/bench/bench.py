@@ -35,6 +35,7 @@ class Plan:
     rerank_docs: int = 8
     embed_threads: list = field(default_factory=lambda: [1, 8])
     control: bool = False              # a second C API process in the throughput rounds
+    generations: int = 1               # fresh processes this many times, `repeats` rounds each
     settings: bench_procs.Settings = field(default_factory=bench_procs.Settings)
 
     @classmethod
@@ -91,28 +92,43 @@ def _alternate(systems: dict, ks: list, repeats: int, n: int, stream: bool, res:
                     f"{bench_report.one_line(r)}")
 
 
+def _warm(systems: dict, plan: Plan) -> None:
+    for o in systems.values():
+        if not isinstance(o, str):
+            _gen(o, plan.settings.n_parallel, 8, "warm", False)
+
+
 def run_generation(model: Path, plan: Plan, out: Path, res: dict) -> None:
-    systems = _systems(model, plan, out)
-    try:
-        res["nif_status"] = systems["nif"] if isinstance(systems["nif"], str) else "ok"
-        say("warm-up")
-        for name, o in systems.items():
-            if not isinstance(o, str):
-                _gen(o, plan.settings.n_parallel, 8, "warm", False)
-        res["load_before"] = os.getloadavg()
-        say(f"throughput: K={plan.ks}, {plan.n_predict} tokens each, {plan.repeats} rounds")
-        _alternate(systems, plan.ks, plan.repeats, plan.n_predict, False, res.setdefault("gen", {}))
-        say(f"time to first token: K={plan.ttft_ks} (streaming)")
-        streams = {name: o for name, o in systems.items() if name != "c2"}
-        _alternate(streams, plan.ttft_ks, plan.ttft_repeats, plan.n_predict, True, res.setdefault("stream", {}))
-        say("per-call costs (1-token completions, get_status)")
-        res["overhead"] = {"c": systems["c"].cmd(f"overhead {plan.overhead_iters} {PROMPT}"),
-                           "server": bench_http.overhead(systems["server"].port, plan.overhead_iters, PROMPT)}
-        res["load_after"] = os.getloadavg()
-    finally:
-        for o in systems.values():
-            if not isinstance(o, str):
-                o.close()
+    """Throughput rounds, then (in the last generation) time to first token and per-call costs.
+    With plan.generations > 1 every generation starts fresh processes, and the first system
+    of a round rotates, so that neither a process's lifetime nor its place in the order is
+    shared by all the rounds of one system."""
+    for g in range(plan.generations):
+        last = g == plan.generations - 1
+        systems = _systems(model, plan, out)
+        try:
+            res["nif_status"] = systems["nif"] if isinstance(systems["nif"], str) else "ok"
+            say("warm-up" + (f" (generation {g + 1}/{plan.generations}: fresh processes)" if plan.generations > 1 else ""))
+            _warm(systems, plan)
+            if g == 0:
+                res["load_before"] = os.getloadavg()
+            say(f"throughput: K={plan.ks}, {plan.n_predict} tokens each, {plan.repeats} rounds")
+            names = list(systems)
+            order = names[g % len(names):] + names[:g % len(names)]
+            _alternate({n: systems[n] for n in order}, plan.ks, plan.repeats, plan.n_predict, False,
+                       res.setdefault("gen", {}))
+            if last:
+                say(f"time to first token: K={plan.ttft_ks} (streaming)")
+                streams = {name: o for name, o in systems.items() if name != "c2"}
+                _alternate(streams, plan.ttft_ks, plan.ttft_repeats, plan.n_predict, True, res.setdefault("stream", {}))
+                say("per-call costs (1-token completions, get_status)")
+                res["overhead"] = {"c": systems["c"].cmd(f"overhead {plan.overhead_iters} {PROMPT}"),
+                                   "server": bench_http.overhead(systems["server"].port, plan.overhead_iters, PROMPT)}
+                res["load_after"] = os.getloadavg()
+        finally:
+            for o in systems.values():
+                if not isinstance(o, str):
+                    o.close()
 
 
 def run_engine(model: Path, plan: Plan, out: Path, res: dict) -> None:
@@ -192,6 +208,7 @@ def plan_from_args(args) -> Plan:
     if args.n_predict:
         plan.n_predict = args.n_predict
     plan.control = args.control
+    plan.generations = max(1, args.generations or 1)
     if args.ks:
         plan.ks = [int(k) for k in args.ks.split(",")]
         plan.ttft_ks = [plan.ks[0], plan.ks[-1]]

@@ -120,7 +120,9 @@ def table(res: dict, s: dict) -> str:
     out = [f"model {res['model']}, {plan['settings']}, {res.get('cores')} cores, "
            f"OMP_WAIT_POLICY {res.get('omp_wait_policy')}, "
            f"load avg at start {res['load_start'][0]:.2f}, end {res['load_end'][0]:.2f}, wall {res['wall_s']:.0f} s", ""]
-    out.append(f"Throughput, tokens/s (K sessions x {plan['n_predict']} tokens, median of {plan['repeats']} rounds; "
+    gens = plan.get("generations", 1)
+    rounds = f"{plan['repeats'] * gens} rounds" + (f" in {gens} generations of fresh processes" if gens > 1 else "")
+    out.append(f"Throughput, tokens/s (K sessions x {plan['n_predict']} tokens, median of {rounds}; "
                f"ratios: median of the per-round ratios;\n  engine = llama-batched-bench at B = min(K, "
                f"n_parallel={np_}), end to end incl. prompt, one run)")
     out.append(f"{'K':>3} {'C API':>8} {'NIF':>8} {'llama-srv':>9} {'C/srv':>6} {'NIF/srv':>7} "
