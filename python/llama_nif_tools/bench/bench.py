@@ -107,10 +107,10 @@ def run_generation(model: Path, plan: Plan, out: Path, res: dict) -> None:
         last = g == plan.generations - 1
         systems = _systems(model, plan, out)
         try:
-            res["nif_status"] = systems["nif"] if isinstance(systems["nif"], str) else "ok"
             say("warm-up" + (f" (generation {g + 1}/{plan.generations}: fresh processes)" if plan.generations > 1 else ""))
             _warm(systems, plan)
             if g == 0:
+                res["nif_status"] = systems["nif"] if isinstance(systems["nif"], str) else "ok"
                 res["load_before"] = os.getloadavg()
             say(f"throughput: K={plan.ks}, {plan.n_predict} tokens each, {plan.repeats} rounds")
             names = list(systems)
