@@ -94,6 +94,7 @@ MODEL_BAD = [
     ({"use_mlock": 0}, "use_mlock"), ({"embedding": 1}, "embedding"),
     ({"embedding": True, "pooling": "max"}, "pooling"), ({"pooling": "mean"}, "pooling"),
     ({"chat_template": 5}, "chat_template"), ({"n_gpu_layers": "all"}, "n_gpu_layers"),
+    ({"huge_pages": "on"}, "huge_pages"),
 ]
 
 
@@ -115,7 +116,7 @@ def test_model_config_rejects_bad_json_and_non_objects(make_server, text):
 @pytest.mark.model
 def test_model_config_documented_keys_load(make_server):
     s = make_server(model_config={"n_gpu_layers": 0, "use_mmap": True, "use_mlock": False,
-                                  "embedding": False, "chat_template": "chatml"})
+                                  "huge_pages": False, "embedding": False, "chat_template": "chatml"})
     st = s.status()
     assert st["state"] == "ready" and st["model"]["embedding"] is False
     r = s.run(0, "chat", {"messages": [{"role": "user", "content": "What is the capital of France?"}],

@@ -215,3 +215,13 @@ def test_four_callers_on_four_sessions_do_not_cross_talk(port):
 def test_status_lists_every_slot(port, srv):
     ok, st = port.call("status", srv)
     assert ok == "ok" and st["state"] == "ready" and len(st["slots"]) == CFG["n_parallel"]
+
+
+def test_the_nif_reads_the_weights_into_huge_pages(port, srv):
+    # the NIF links the same buffer wrap as the C library (c_src/link/huge_page_buffers.cpp)
+    ok, st = port.call("status", srv)
+    hp = st["model"]["huge_pages"]
+    assert ok == "ok" and st["model"]["use_mmap"] is False and hp["enabled"] is True
+    assert hp["requested_bytes"] >= 0.9 * MODEL_PATH.stat().st_size, hp
+    if hp["system"] in ("always", "madvise"):
+        assert hp["backed_bytes_at_load"] >= hp["requested_bytes"] // 4, hp

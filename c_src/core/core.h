@@ -26,6 +26,9 @@ struct Server::Core {
     int n_ctx_slot = 0;
     bool embedding = false;
     bool rerank = false;
+    bool use_mmap = false;
+    bool huge_pages = false;
+    size_t huge_page_backed = 0;                   // of our buffers, read once after the load
 };
 
 // Embedding/rerank inputs, tokenized when the task is created.

@@ -5,6 +5,7 @@
 #include "core.h"
 #include "cpu_select.h"
 #include "exit_guard.h"
+#include "huge_pages.h"
 #include "malloc_policy.h"
 
 #include "gguf.h"
@@ -135,8 +136,11 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
     std::future<bool> loaded = load_done.get_future();
     server_context * ctx = &core->ctx;
     common_params * params = &core->params;
-    loop_thread_ = std::thread([ctx, params, load_done = std::move(load_done)]() mutable {
+    // Huge pages: the model's buffers are all made on the loop thread (core/huge_pages.cpp).
+    const void * huge_owner = mc.huge_pages ? (const void *) this : nullptr;
+    loop_thread_ = std::thread([ctx, params, huge_owner, load_done = std::move(load_done)]() mutable {
         name_this_thread("llama-loop");
+        huge_pages::use_for_this_thread(huge_owner);
         bool ok = false;
         try {
             ok = ctx->load_model(*params);
@@ -166,6 +170,9 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
     core->n_ctx_slot = core->meta->slot_n_ctx;
     core->embedding = core->params.embedding;
     core->rerank = core->params.embedding && core->meta->pooling_type == LLAMA_POOLING_TYPE_RANK;
+    core->use_mmap = mc.use_mmap;
+    core->huge_pages = mc.huge_pages;
+    core->huge_page_backed = huge_pages::backed_bytes(this);
     core->queues = std::make_unique<server_response_reader>(core->ctx.get_response_reader());
 
     {

@@ -2,6 +2,7 @@
 // wait for the loop thread.
 #include "core.h"
 #include "cpu_select.h"
+#include "huge_pages.h"
 
 #include "ggml-backend.h"
 
@@ -87,6 +88,12 @@ std::string Server::status_json() {
         const int want = core_->params.n_gpu_layers < 0 ? n_layer + 1 : core_->params.n_gpu_layers;
         model["n_layer"] = n_layer;
         model["gpu_layers"] = n_gpus > 0 ? std::min(want, n_layer + 1) : 0;
+        // where its CPU memory lies: the weights mapped from the file or read into our own
+        // buffers, and how much of those the kernel backs with 2 MiB pages (core/huge_pages.cpp)
+        model["use_mmap"] = core_->use_mmap;
+        model["huge_pages"] = {{"enabled", core_->huge_pages}, {"system", huge_pages::system_mode()},
+                               {"requested_bytes", huge_pages::requested_bytes(this)},
+                               {"backed_bytes_at_load", core_->huge_page_backed}};
         j["model"] = model;
         j["n_ctx_slot"] = core_->n_ctx_slot;
     } else {

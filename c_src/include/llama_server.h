@@ -153,7 +153,11 @@ LLAMA_SERVER_API llama_error_t llama_server_init(void ** server_handle, const ch
 /**
  * Load the model (one per handle) and start serving. Blocks while loading (seconds).
  * @param model_path        [in] path of a GGUF file
- * @param model_config_json [in] JSON object or NULL. Keys: n_gpu_layers (int), use_mmap (bool),
+ * @param model_config_json [in] JSON object or NULL. Keys: n_gpu_layers (int), use_mmap (bool,
+ *   default false: the weights are read into memory of the library's own; true maps the file,
+ *   as llama.cpp does by default), huge_pages (bool, default true: on Linux the weights read
+ *   into memory, the KV cache and the compute buffers are made in 2 MiB pages, madvise
+ *   MADV_HUGEPAGE; get_status reports how much the kernel backed),
  *   use_mlock (bool), embedding (bool: load for embedding/rerank instead of generation),
  *   pooling ("none","mean","cls","last","rank"), chat_template (string: a Jinja template or
  *   a built-in template name). A chat template (given, else the model's) may nest brackets
@@ -296,7 +300,10 @@ LLAMA_SERVER_API llama_error_t llama_server_cancel_task(void * server_handle, in
 
 /**
  * Server status JSON: state ("no_model", "ready"), model facts (with n_layer and gpu_layers,
- * the layers offloaded to GPUs), devices (each device ggml computes on: name, description,
+ * the layers offloaded to GPUs; use_mmap; huge_pages: enabled, system (the kernel's setting:
+ * "always", "madvise", "never" or "unavailable"), requested_bytes (the buffers made in 2 MiB
+ * pages) and backed_bytes_at_load (how much of them the kernel backed with 2 MiB pages right
+ * after the load)), devices (each device ggml computes on: name, description,
  * type "cpu"/"gpu"/"igpu"/"accel", memory_total and memory_free in bytes), every slot (id, busy,
  * session, task, tokens cached), session count, task counts (queued: waiting for a slot;
  * running: handed to the core, where a completion or chat holds a slot; unfetched: finished,
