@@ -64,3 +64,14 @@ def test_generations_count_in_the_rounds_the_table_names():
     res["plan"]["generations"] = 3
     text = bench_report.table(res, bench_report.summarize(res))
     assert "median of 15 rounds in 3 generations of fresh processes" in text
+
+
+def test_the_table_says_where_the_weights_lie():
+    srv = [80.0, 76.0, 72.0, 68.0, 64.0]
+    res = _res({"server": srv, "c": srv, "nif": srv}, control=False)
+    assert "memory:" not in bench_report.table(res, bench_report.summarize(res))
+    res["c_memory"] = {"enabled": True, "system": "madvise", "requested_bytes": 583 << 20,
+                       "backed_bytes_at_load": 556 << 20}
+    text = bench_report.table(res, bench_report.summarize(res))
+    assert ("memory: C API and NIF read the weights into their own buffers, 556 of 583 MiB in 2 MiB "
+            "pages (transparent huge pages: madvise); llama-server maps the file (its default)") in text

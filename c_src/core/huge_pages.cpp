@@ -112,7 +112,9 @@ void * alloc(size_t size) noexcept {
     char * start = (char *) round_up((size_t) (uintptr_t) raw);
     if (start > raw) munmap(raw, (size_t) (start - raw));
     if (raw + len + kPage > start + len) munmap(start + len, (size_t) (raw + len + kPage - (start + len)));
-    madvise(start, len, MADV_HUGEPAGE);   // EINVAL where THP is not built in: 4 KiB pages, same result
+#ifdef MADV_HUGEPAGE   // Linux; EINVAL where THP is not built in: 4 KiB pages, same result
+    madvise(start, len, MADV_HUGEPAGE);
+#endif
     try {
         std::lock_guard<std::mutex> lk(mu());
         blocks()[(uintptr_t) start] = Block{len, owner};

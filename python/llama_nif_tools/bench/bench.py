@@ -112,6 +112,7 @@ def run_generation(model: Path, plan: Plan, out: Path, res: dict) -> None:
             if g == 0:
                 res["nif_status"] = systems["nif"] if isinstance(systems["nif"], str) else "ok"
                 res["load_before"] = os.getloadavg()
+                res["c_memory"] = systems["c"].cmd("status").get("model", {}).get("huge_pages")
             say(f"throughput: K={plan.ks}, {plan.n_predict} tokens each, {plan.repeats} rounds")
             names = list(systems)
             order = names[g % len(names):] + names[:g % len(names)]

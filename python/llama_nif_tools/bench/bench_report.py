@@ -120,6 +120,11 @@ def table(res: dict, s: dict) -> str:
     out = [f"model {res['model']}, {plan['settings']}, {res.get('cores')} cores, "
            f"OMP_WAIT_POLICY {res.get('omp_wait_policy')}, "
            f"load avg at start {res['load_start'][0]:.2f}, end {res['load_end'][0]:.2f}, wall {res['wall_s']:.0f} s", ""]
+    hp = res.get("c_memory")
+    if hp:   # the C API's and the NIF's default; llama-server maps the file
+        out.insert(1, f"memory: C API and NIF read the weights into their own buffers, "
+                      f"{hp['backed_bytes_at_load'] >> 20} of {hp['requested_bytes'] >> 20} MiB in 2 MiB pages "
+                      f"(transparent huge pages: {hp['system']}); llama-server maps the file (its default)")
     gens = plan.get("generations", 1)
     rounds = f"{plan['repeats'] * gens} rounds" + (f" in {gens} generations of fresh processes" if gens > 1 else "")
     out.append(f"Throughput, tokens/s (K sessions x {plan['n_predict']} tokens, median of {rounds}; "
