@@ -13,7 +13,7 @@ SAN_PYTEST = PYTHONPATH=$(CURDIR)/python $(SAN_PY) -m pytest -p no:cacheprovider
 # the suites that drive the library in-process (the others run compilers, qemu or other
 # processes, which must not inherit the preloaded runtime)
 ASAN_TESTS ?= $(wildcard py_tests/test_0[1-9]_*.py) py_tests/test_12_embeddings.py py_tests/test_13_rerank.py \
-              py_tests/test_16_crash_regressions.py py_tests/test_21_tokenize.py
+              py_tests/test_16_crash_regressions.py py_tests/test_21_tokenize.py py_tests/test_24_huge_pages.py
 TSAN_TESTS ?= py_tests/test_05_streaming.py py_tests/test_06_cancel_and_timeouts.py py_tests/test_07_concurrency.py
 
 .PHONY: test-asan test-tsan
