@@ -75,3 +75,6 @@ def test_the_table_says_where_the_weights_lie():
     text = bench_report.table(res, bench_report.summarize(res))
     assert ("memory: C API and NIF read the weights into their own buffers, 556 of 583 MiB in 2 MiB "
             "pages (transparent huge pages: madvise); llama-server maps the file (its default)") in text
+    res["plan"]["server_huge_pages"] = True   # --server-huge-pages: llama-server given the same memory
+    text = bench_report.table(res, bench_report.summarize(res))
+    assert "llama-server reads it into 2 MiB pages too (--server-huge-pages)" in text

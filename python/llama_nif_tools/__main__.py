@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     bn.add_argument("--out", help="results folder (default bench-results/)")
     bn.add_argument("--control", action="store_true",
                     help="a second C API process in the throughput rounds: C/C2 shows the noise floor")
+    bn.add_argument("--server-huge-pages", action="store_true",
+                    help="llama-server with our default's memory: -lm none and GLIBC_TUNABLES=glibc.malloc.hugetlb=1")
     bn.add_argument("--generations", type=int,
                     help="start fresh processes this many times, --repeats rounds in each (default 1)")
     bc = sub.add_parser("bench-cpu", help="the portable build against a native build on this machine")

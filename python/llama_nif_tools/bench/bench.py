@@ -36,6 +36,7 @@ class Plan:
     embed_threads: list = field(default_factory=lambda: [1, 8])
     control: bool = False              # a second C API process in the throughput rounds
     generations: int = 1               # fresh processes this many times, `repeats` rounds each
+    server_huge_pages: bool = False    # llama-server with our default's memory (a control)
     settings: bench_procs.Settings = field(default_factory=bench_procs.Settings)
 
     @classmethod
@@ -65,7 +66,8 @@ def _systems(model: Path, plan: Plan, out: Path) -> dict:
     systems: dict = {"c": bench_procs.c_worker(model, s, out / "c.log")}
     why = bench_procs.nif_missing()
     systems["nif"] = why or bench_procs.nif_worker(model, s, out / "nif.log")
-    systems["server"] = bench_procs.LlamaServer(model, s, out / "llama-server.log")
+    systems["server"] = bench_procs.LlamaServer(model, s, out / "llama-server.log",
+                                                **(bench_procs.SERVER_HUGE_PAGES if plan.server_huge_pages else {}))
     if plan.control:
         # The noise floor: two identical processes differed by up to 2.3% in one run on
         # this VM (round-to-round noise); C/srv means no more than C/C2 does.
@@ -209,6 +211,7 @@ def plan_from_args(args) -> Plan:
     if args.n_predict:
         plan.n_predict = args.n_predict
     plan.control = args.control
+    plan.server_huge_pages = args.server_huge_pages
     plan.generations = max(1, args.generations or 1)
     if args.ks:
         plan.ks = [int(k) for k in args.ks.split(",")]

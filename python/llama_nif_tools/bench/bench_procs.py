@@ -112,6 +112,11 @@ def nif_worker(model: Path, s: Settings, log: Path) -> Worker:
     return Worker("NIF", ["escript", paths.ROOT / "bench" / "bench_nif.escript", model, s.ours()], log)
 
 
+# llama-server with the memory our default gives (--server-huge-pages): the weights read into
+# memory (-lm none) and glibc's mapped chunks, which ggml's buffers are, advised into 2 MiB pages.
+SERVER_HUGE_PAGES = {"extra": ["-lm", "none"], "env": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -121,7 +126,7 @@ def free_port() -> int:
 class LlamaServer:
     """llama.cpp's llama-server on loopback, started with our settings; waits for /health."""
 
-    def __init__(self, model: Path, s: Settings, log: Path, extra: list[str] = ()):
+    def __init__(self, model: Path, s: Settings, log: Path, extra: list[str] = (), env: dict | None = None):
         self.port = free_port()
         self.log = open(log, "w")
         argv = [str(BIN / "llama-server"), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port),
@@ -129,7 +134,8 @@ class LlamaServer:
                 "-sps", "0",            # ours: slot_prompt_similarity 0 (llama-server's default is 0.1)
                 "-fit", "off",          # ours: keep the sizes asked for
                 "--no-ui", *extra]
-        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, cwd=paths.ROOT, env=ENV)
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, cwd=paths.ROOT,
+                                  env={**ENV, **(env or {})})
         self._wait_healthy(log)
 
     def _wait_healthy(self, log: Path, timeout: float = 180) -> None:

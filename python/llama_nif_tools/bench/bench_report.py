@@ -124,7 +124,9 @@ def table(res: dict, s: dict) -> str:
     if hp:   # the C API's and the NIF's default; llama-server maps the file
         out.insert(1, f"memory: C API and NIF read the weights into their own buffers, "
                       f"{hp['backed_bytes_at_load'] >> 20} of {hp['requested_bytes'] >> 20} MiB in 2 MiB pages "
-                      f"(transparent huge pages: {hp['system']}); llama-server maps the file (its default)")
+                      f"(transparent huge pages: {hp['system']}); llama-server "
+                      + ("reads it into 2 MiB pages too (--server-huge-pages)" if plan.get("server_huge_pages")
+                         else "maps the file (its default)"))
     gens = plan.get("generations", 1)
     rounds = f"{plan['repeats'] * gens} rounds" + (f" in {gens} generations of fresh processes" if gens > 1 else "")
     out.append(f"Throughput, tokens/s (K sessions x {plan['n_predict']} tokens, median of {rounds}; "
