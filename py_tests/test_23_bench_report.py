@@ -78,3 +78,13 @@ def test_the_table_says_where_the_weights_lie():
     res["plan"]["server_huge_pages"] = True   # --server-huge-pages: llama-server given the same memory
     text = bench_report.table(res, bench_report.summarize(res))
     assert "llama-server reads it into 2 MiB pages too (--server-huge-pages)" in text
+
+
+def test_no_build_names_what_is_not_built(tmp_path):
+    # --no-build on a machine where `make bench` never built llama-server: a clear line, not a
+    # FileNotFoundError traceback from the first Popen
+    from llama_nif_tools.bench import bench
+    (tmp_path / "llama_nif_bench").write_text("")
+    missing = bench.missing_programs(tmp_path)
+    assert missing == [str(tmp_path / "llama-server"), str(tmp_path / "llama-batched-bench")]
+    assert bench.missing_programs(tmp_path, ["llama_nif_bench"]) == []

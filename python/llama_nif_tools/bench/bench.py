@@ -45,11 +45,24 @@ class Plan:
                    rerank_requests=8)
 
 
-def ensure_built(skip: bool) -> None:
-    if skip:
-        return
-    for t in TARGETS:   # one at a time: the machine is small and shared
-        cmake.build([t])
+# what the runs start, under build/bin (the C API and llama_server come in through the bench program)
+PROGRAMS = ["llama_nif_bench", "llama-server", "llama-batched-bench"]
+
+
+def missing_programs(bin_dir: Path, names: list = PROGRAMS) -> list:
+    """The programs --no-build would need that are not built (so it says so, not a traceback)."""
+    return [str(bin_dir / n) for n in names if not (bin_dir / n).is_file()]
+
+
+def ensure_built(skip: bool) -> bool:
+    if not skip:
+        for t in TARGETS:   # one at a time: the machine is small and shared
+            cmake.build([t])
+        return True
+    missing = missing_programs(bench_procs.BIN)
+    for m in missing:
+        say(f"--no-build: {m} is not built; run `make bench` once without --no-build")
+    return not missing
 
 
 def ensure_matplotlib() -> None:
@@ -183,7 +196,8 @@ def main(plan: Plan, skip_build: bool = False, phases: str = "gen,engine,embed",
     bench_procs.set_omp_wait_policy(omp_wait_policy)
     out = out or paths.ROOT / "bench-results"
     out.mkdir(parents=True, exist_ok=True)
-    ensure_built(skip_build)
+    if not ensure_built(skip_build):
+        return 1
     ensure_matplotlib()
     model = paths.MODELS / pins.DEFAULT_MODEL.filename
     if not model.is_file():

@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import paths
 from ..build import cmake, pins
 from ..progress import say
-from . import bench_procs, bench_report
+from . import bench, bench_procs, bench_report
 
 NATIVE_DIR = paths.ROOT / "build-native"
 # ~500 tokens of varied prose for prompt processing (a tag in front keeps the cache cold)
@@ -48,6 +48,12 @@ def main(repeats: int = 3, n_predict: int = 64, skip_build: bool = False, out: P
     if not skip_build:
         cmake.build(["llama_nif_bench"])
         cmake.build(["llama_nif_bench"], NATIVE_DIR, {"LLAMA_NIF_NATIVE": "ON", "LLAMA_NIF_BUILD_NIF": "OFF"})
+    else:
+        missing = [m for d in (paths.BUILD, NATIVE_DIR) for m in bench.missing_programs(d / "bin", ["llama_nif_bench"])]
+        for m in missing:
+            say(f"--no-build: {m} is not built; run `make bench-cpu` once without --no-build")
+        if missing:
+            return 1
     model = paths.MODELS / pins.DEFAULT_MODEL.filename
     s = bench_procs.Settings()
     cols = _columns(model, s, out)
