@@ -54,15 +54,20 @@ def missing_programs(bin_dir: Path, names: list = PROGRAMS) -> list:
     return [str(bin_dir / n) for n in names if not (bin_dir / n).is_file()]
 
 
+def require_built(bin_dir: Path, names: list, make_target: str) -> bool:
+    """For --no-build: says which of names is not built, and whether all are."""
+    missing = missing_programs(bin_dir, names)
+    for m in missing:
+        say(f"--no-build: {m} is not built; run `{make_target}` once without --no-build")
+    return not missing
+
+
 def ensure_built(skip: bool) -> bool:
     if not skip:
         for t in TARGETS:   # one at a time: the machine is small and shared
             cmake.build([t])
         return True
-    missing = missing_programs(bench_procs.BIN)
-    for m in missing:
-        say(f"--no-build: {m} is not built; run `make bench` once without --no-build")
-    return not missing
+    return require_built(bench_procs.BIN, PROGRAMS, "make bench")
 
 
 def ensure_matplotlib() -> None:

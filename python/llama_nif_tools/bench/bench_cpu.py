@@ -48,12 +48,8 @@ def main(repeats: int = 3, n_predict: int = 64, skip_build: bool = False, out: P
     if not skip_build:
         cmake.build(["llama_nif_bench"])
         cmake.build(["llama_nif_bench"], NATIVE_DIR, {"LLAMA_NIF_NATIVE": "ON", "LLAMA_NIF_BUILD_NIF": "OFF"})
-    else:
-        missing = [m for d in (paths.BUILD, NATIVE_DIR) for m in bench.missing_programs(d / "bin", ["llama_nif_bench"])]
-        for m in missing:
-            say(f"--no-build: {m} is not built; run `make bench-cpu` once without --no-build")
-        if missing:
-            return 1
+    elif not all([bench.require_built(d / "bin", ["llama_nif_bench"], "make bench-cpu") for d in (paths.BUILD, NATIVE_DIR)]):
+        return 1   # (a list, not a generator: each missing program gets its line)
     model = paths.MODELS / pins.DEFAULT_MODEL.filename
     s = bench_procs.Settings()
     cols = _columns(model, s, out)
