@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import textwrap
 import time
 
 from llama_nif_tools import paths
@@ -119,3 +121,42 @@ def sh(cmd, **kw) -> str:
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw)
     assert p.returncode == 0, f"{' '.join(map(str, cmd))} -> {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
     return p.stdout
+
+
+# ---- one process per case: a regression that kills the process fails its own test ----------
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, {python!r})
+    from llama_nif_tools.binding import LlamaError, Server
+    steps = json.loads(sys.stdin.read())
+    out, s = [], None
+    for op, *args in steps:
+        try:
+            if op == "init":
+                s = Server(args[0]); r = None
+            elif op == "load":
+                s.load_model(args[0], args[1]); r = None
+            elif op == "session":
+                r = s.create_session(args[0]).id
+            elif op == "run":
+                r = s.run(0, args[0], args[1], 120000)
+            elif op == "status":
+                r = s.status()
+            out.append([op, 0, r])
+        except LlamaError as e:
+            out.append([op, e.code, e.detail])
+            if op in ("init", "load"):
+                break
+    print(json.dumps(out))
+""").format(python=str(paths.ROOT / "python"))
+
+
+def run_steps(steps):
+    """Runs [op, *args] steps (init, load, session, run, status) in a fresh Python process, each
+    as [op, code, result or detail]; the steps stop after a failed init or load. Asserts that
+    the process survived."""
+    p = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps(steps), capture_output=True, text=True,
+                       timeout=600 * SLOWDOWN)
+    assert p.returncode == 0, f"the process died ({p.returncode}):\n{p.stderr[-3000:]}"
+    return json.loads(p.stdout.strip().splitlines()[-1])

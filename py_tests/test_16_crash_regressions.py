@@ -3,49 +3,12 @@ a regression fails its own test instead of the whole suite: the child must survi
 clear error code (or a result), never an abort or a signal."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
-from helpers import CODES, MODEL_PATH, SLOWDOWN
-from llama_nif_tools import paths
+from helpers import CODES, MODEL_PATH, run_steps
 from llama_nif_tools.models import embed_models
 
 pytestmark = pytest.mark.model
-
-CHILD = textwrap.dedent("""
-    import json, sys
-    sys.path.insert(0, {python!r})
-    from llama_nif_tools.binding import LlamaError, Server
-    steps = json.loads(sys.stdin.read())
-    out, s = [], None
-    for op, *args in steps:
-        try:
-            if op == "init":
-                s = Server(args[0]); r = None
-            elif op == "load":
-                s.load_model(args[0], args[1]); r = None
-            elif op == "session":
-                r = s.create_session(args[0]).id
-            elif op == "run":
-                r = s.run(0, args[0], args[1], 120000)
-            out.append([op, 0, r])
-        except LlamaError as e:
-            out.append([op, e.code, e.detail])
-            if op in ("init", "load"):
-                break
-    print(json.dumps(out))
-""").format(python=str(paths.ROOT / "python"))
-
-
-def run_steps(steps):
-    p = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps(steps), capture_output=True, text=True,
-                       timeout=600 * SLOWDOWN)
-    assert p.returncode == 0, f"the process died ({p.returncode}):\n{p.stderr[-3000:]}"
-    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def code(name):
@@ -223,3 +186,90 @@ def test_the_macro_counter_leaves_the_prompt_unchanged(name):
         r = out[-1][2]
         seen.append((r["usage"]["prompt_tokens"], r["choices"][0]["message"]["content"]))
     assert seen[0] == seen[1]
+
+
+# ---- grammars that expand without end (was: 24 GB, then the OOM killer; issue 23) ----------
+
+CHAT = {"messages": [{"role": "user", "content": "Hi"}], "n_predict": 4}
+TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+INVERTED = {
+    "{5,2}": ('root ::= "a"{5,2}', "{5,2}"),
+    "{5,0}": ('root ::= "a"{5,0}', "{5,0}"),
+    "{500,2}": ('root ::= "a"{500,2}', "{500,2}"),
+    "nested": ('root ::= ("a" ("b" [c-d]{7,3})+)?', "{7,3}"),
+    "in a later rule": ('root ::= x\nx ::= "a" | "b"{ 9 , 8 }', "{ 9 , 8 }"),
+}
+
+
+@pytest.mark.parametrize("name", list(INVERTED))
+def test_a_repetition_whose_maximum_is_below_its_minimum_is_refused(name):
+    grammar, shown = INVERTED[name]
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "none"}], ["load", QWEN, None],
+                     ["run", "chat", {**CHAT, "grammar": grammar}],
+                     ["run", "chat", {**CHAT, "grammar": grammar, "tools": TOOLS}],
+                     ["run", "completion", {"prompt": "x", "n_predict": 2, "grammar": grammar}],
+                     ["session", {"grammar": grammar}]])
+    for o, where in zip(out[2:], ["chat input", "chat input", "completion input", "session config"]):
+        assert o[1] == code("INVALID_ARGUMENT"), out
+        assert f"'grammar' in {where}" in o[2] and shown in o[2] and "maximum is below its minimum" in o[2], out
+
+
+def test_a_json_schema_with_inverted_bounds_is_refused_not_expanded():
+    # llama.cpp's converter writes minLength 5, maxLength 2 as char{5,2}
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "none"}], ["load", QWEN, None],
+                     ["run", "chat", {**CHAT, "json_schema": {"type": "string", "minLength": 5, "maxLength": 2}}],
+                     ["run", "completion", {"prompt": "x", "n_predict": 2,
+                                            "json_schema": {"type": "array", "minItems": 9, "maxItems": 3}}],
+                     ["run", "chat", {**CHAT, "response_format": {"type": "json_schema", "json_schema": {
+                         "schema": {"type": "string", "minLength": 7, "maxLength": 1}}}}],
+                     ["session", {"json_schema": {"type": "string", "minLength": 5, "maxLength": 2}}]])
+    for o in out[2:]:
+        assert o[1] == code("INVALID_ARGUMENT") and "maximum is below its minimum" in o[2], out
+        assert "json_schema" in o[2], out
+
+
+def test_a_grammar_that_copies_too_much_is_refused_and_one_below_the_bound_works():
+    big = 'root ::= "' + "x" * 50000 + '"{1999}'       # 100 M elements: 800 MB of rules
+    fits = 'root ::= "' + "ab" * 200 + '"{1,1000}'      # 400 K elements
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "none"}], ["load", QWEN, None],
+                     ["run", "completion", {"prompt": "x", "n_predict": 2, "grammar": big}],
+                     ["run", "completion", {"prompt": "x", "n_predict": 3, "grammar": fits, "temperature": 0}],
+                     ["run", "completion", {"prompt": "x", "n_predict": 3, "grammar": 'root ::= "a"{2,5}'}]])
+    assert out[2][1] == code("INVALID_ARGUMENT") and "rule elements" in out[2][2], out
+    assert out[3][1] == 0 and "ab".startswith(out[3][2]["content"][:2]), out
+    assert out[4][1] == 0 and out[4][2]["content"] in ("a", "aa", "aaa", "aaaa", "aaaaa"), out
+
+
+# ---- chat templates that render without end (was: minutes of CPU per load and per chat) ----
+
+RUNAWAY = {
+    "range(100000000)": ("{% for i in range(100000000) %}x{% endfor %}", "range() of 100000001 elements"),
+    "range(1000000)": ("{% for i in range(1000000) %}x{% endfor %}", "range() of 1000001 elements"),
+    "nested loops": ("{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}" + MSGS,
+                     "loop iterations"),
+    "string repetition": ("{{ 'x' * 10000000000 }}" + MSGS, "MiB of text"),
+}
+
+
+@pytest.mark.parametrize("name", list(RUNAWAY))
+@pytest.mark.parametrize("model", ["qwen", "minilm-l6-v2-f16"])
+def test_a_chat_template_that_renders_without_end_is_refused_at_load(name, model):
+    template, why = RUNAWAY[name]
+    path, mcfg = (QWEN, {}) if model == "qwen" else (str(embed_models.ensure(model)), {"embedding": True})
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "none"}],
+                     ["load", path, {**mcfg, "chat_template": template}]])
+    assert out[-1][:2] == ["load", code("INVALID_ARGUMENT")], out
+    assert out[-1][2].startswith("'chat_template' in model config") and "over its budget" in out[-1][2], out
+    assert why in out[-1][2], out
+
+
+def test_a_chat_template_that_runs_away_on_a_task_fails_that_task_and_serves_on():
+    # renders the example conversations of the load; loops on a long message
+    template = ("{% for m in messages %}{% for i in range(m.content|length * 10000) %}{% endfor %}"
+                "<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}" + TAIL)
+    out = run_steps([["init", {"n_parallel": 1, "n_ctx": 512, "log_level": "none"}],
+                     ["load", QWEN, {"chat_template": template}],
+                     ["run", "chat", {"messages": [{"role": "user", "content": "x" * 20}], "n_predict": 1}],
+                     ["run", "chat", {"messages": [{"role": "user", "content": "hi"}], "n_predict": 1}]])
+    assert out[2][1] == code("INVALID_ARGUMENT") and "over its budget" in out[2][2], out
+    assert out[3][1] == 0, out

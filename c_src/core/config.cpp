@@ -149,12 +149,7 @@ void to_common_params(const ServerConfig & c, const ModelConfig & m, const std::
         // n_tokens), so, as llama-server does, n_batch becomes n_ubatch
         log(LLAMA_SERVER_LOG_WARN, "embedding model: n_batch %d > n_ubatch %d, using n_batch = n_ubatch\n",
             p.n_batch, p.n_ubatch);
-        p.n_batch = p.n_ubatch;
-        if (p.n_batch < c.n_parallel) {
-            fail(LLAMA_ERROR_INVALID_ARGUMENT, "'n_ubatch' (" + std::to_string(p.n_ubatch) + ") in server config must be at "
-                 "least 'n_parallel' (" + std::to_string(c.n_parallel) + ") for an embedding model: its n_batch becomes "
-                 "n_ubatch, and every slot may need an output in one batch");
-        }
+        p.n_batch = p.n_ubatch;   // what llama.cpp then needs of it: load_rules.cpp
     }
     postprocess_cpu_params(p.cpuparams, nullptr);
     postprocess_cpu_params(p.cpuparams_batch, &p.cpuparams);

@@ -25,6 +25,8 @@ struct Server::Core {
     server_response & results() { return queues->queue_results; }
     int n_ctx_slot = 0;
     bool embedding = false;
+    bool embedding_implied = false;               // an encoder loaded without "embedding": true
+    std::string arch;                              // general.architecture
     bool rerank = false;
     bool use_mmap = false;
     bool huge_pages = false;

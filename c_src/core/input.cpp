@@ -1,6 +1,7 @@
 // Task input validation. Every key a task may carry is listed here with its type; the
 // numeric ranges guard what llama.cpp would otherwise clamp silently or assert on.
 #include "input.h"
+#include "grammar_guard.h"
 #include "spec.h"
 
 #include <algorithm>
@@ -164,34 +165,10 @@ std::string run_immediate(TaskKind kind, const llama_vocab * vocab, const json &
     fail(LLAMA_ERROR_UNKNOWN, std::string("task kind ") + task_kind_name(kind) + " is not immediate");
 }
 
-// Deepest nesting of ( ) in a GBNF grammar, outside string literals and character classes.
-// llama.cpp's grammar parser recurses once per level: 30,000 levels overflowed the loop
-// thread's stack, and a caller's (an Erlang dirty scheduler's) is smaller still.
-int grammar_nesting_depth(const std::string & g) {
-    int depth = 0, deepest = 0;
-    for (size_t i = 0; i < g.size(); i++) {
-        const char c = g[i];
-        if (c == '"' || c == '[') {   // skip a literal or a class, with its escapes
-            const char end = c == '"' ? '"' : ']';
-            for (i++; i < g.size() && g[i] != end; i++) {
-                if (g[i] == '\\') i++;
-            }
-        } else if (c == '#') {        // a comment runs to the end of the line
-            while (i < g.size() && g[i] != '\n') i++;
-        } else if (c == '(') {
-            deepest = std::max(deepest, ++depth);
-        } else if (c == ')') {
-            depth--;
-        }
-    }
-    return deepest;
-}
-
-void check_grammar_depth(const json & obj, const char * what) {
-    if (obj.contains("grammar") && obj.at("grammar").is_string() &&
-        grammar_nesting_depth(obj.at("grammar").get<std::string>()) > MAX_GRAMMAR_DEPTH) {
-        fail(LLAMA_ERROR_INVALID_ARGUMENT, std::string("'grammar' in ") + what + " nests parentheses deeper than " +
-             std::to_string(MAX_GRAMMAR_DEPTH) + " levels");
+// A grammar is checked where it enters: its syntax by llama.cpp's parser later, its size first.
+void check_grammar_input(const json & obj, const char * what) {
+    if (obj.contains("grammar") && obj.at("grammar").is_string()) {
+        guard_grammar(obj.at("grammar").get<std::string>(), std::string("'grammar' in ") + what);
     }
 }
 
@@ -206,13 +183,13 @@ json without_nulls(const json & obj) {
 void check_completion(const json & input) {
     static const SpecTable prompt_key = {{"prompt", {T::any}}};
     check_against(input, "completion input", {&generation_keys(), &prompt_key});
-    check_grammar_depth(input, "completion input");
+    check_grammar_input(input, "completion input");
     check_prompt(input);
 }
 
 void check_chat(const json & input) {
     check_against(input, "chat input", {&generation_keys(), &chat_only_keys()});
-    check_grammar_depth(input, "chat input");
+    check_grammar_input(input, "chat input");
     check_messages(input, true);
 }
 
@@ -252,7 +229,7 @@ void validate_session_config(const json & cfg) {
         {"tools", {T::arr}}, {"chat_template_kwargs", {T::obj}}, {"reasoning_format", {T::str}},
     };
     check_against(cfg, "session config", {&session_keys, &generation_keys()});
-    check_grammar_depth(cfg, "session config");
+    check_grammar_input(cfg, "session config");
     if (cfg.contains("stream")) {
         fail(LLAMA_ERROR_INVALID_ARGUMENT, "'stream' cannot be a session default");
     }

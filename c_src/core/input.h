@@ -42,11 +42,6 @@ TaskPath task_path(TaskKind k);
 // The result JSON of an immediate kind; throws INVALID_ARGUMENT for input the vocabulary refuses.
 std::string run_immediate(TaskKind kind, const llama_vocab * vocab, const json & input);
 
-// GBNF grammars ("grammar" of a task or session) may nest parentheses this deep, no deeper:
-// llama.cpp's parser recurses once per level on whichever thread parses it.
-constexpr int MAX_GRAMMAR_DEPTH = 100;
-int grammar_nesting_depth(const std::string & gbnf);
-
 // A copy of a JSON object without its null members: null means "not given" for every key of
 // task input and session config, as in llama.cpp's server.
 json without_nulls(const json & obj);

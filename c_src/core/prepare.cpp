@@ -2,6 +2,8 @@
 // template, tokenization, sampling parameters. create_task prepares on the caller's thread
 // when it can; the driver's dispatch_ready (driver.cpp) prepares the rest.
 #include "core.h"
+#include "grammar_guard.h"
+#include "template_budget.h"
 
 #include "server-schema.h"
 
@@ -69,6 +71,18 @@ static size_t next_turn_start(const json & history, size_t from) {
     return i;
 }
 
+// The grammar a task samples under, as llama.cpp's converters made it from a json_schema,
+// response_format or tools (a "grammar" of the caller's own was checked on the way in): the
+// same limits, before the loop thread parses it.
+static task_params with_checked_grammar(task_params p) {
+    const common_grammar & g = p.sampling.grammar;
+    if (g.type == COMMON_GRAMMAR_TYPE_OUTPUT_FORMAT || g.type == COMMON_GRAMMAR_TYPE_TOOL_CALLS) {
+        // a chat's format folds a json_schema and tools into one grammar
+        guard_grammar(common_grammar_value(g), "the grammar llama.cpp made of the task's \"json_schema\", \"response_format\" or \"tools\"");
+    }
+    return p;
+}
+
 // llama.cpp would only find these when the slot starts; some of its paths assert on them.
 void Server::check_token_ids(const json & input) const {
     const json & prompt = input.at("prompt");
@@ -83,6 +97,7 @@ void Server::check_token_ids(const json & input) const {
 }
 
 void Server::validate_with_core(TaskKind kind, const json & data) const {
+    template_budget::Budget budget;   // a chat renders the template
     try {
         json body = data;
         body.erase("stream");
@@ -92,10 +107,10 @@ void Server::validate_with_core(TaskKind kind, const json & data) const {
             if (!files.empty()) {
                 fail(LLAMA_ERROR_NOT_SUPPORTED, "this model takes no images or audio");
             }
-            server_schema::eval_llama_cmpl_schema(core_->vocab, core_->params, core_->meta->logit_bias_eog, parsed);
+            with_checked_grammar(server_schema::eval_llama_cmpl_schema(core_->vocab, core_->params, core_->meta->logit_bias_eog, parsed));
         } else if (kind == TaskKind::completion) {
             check_token_ids(body);
-            server_schema::eval_llama_cmpl_schema(core_->vocab, core_->params, core_->meta->logit_bias_eog, body);
+            with_checked_grammar(server_schema::eval_llama_cmpl_schema(core_->vocab, core_->params, core_->meta->logit_bias_eog, body));
         }
     } catch (const Error &) {
         throw;
@@ -120,6 +135,7 @@ PreparedTask Server::prepare(const Task & t, const Snapshot & snap) const {
             json req = snap.data;
             req["messages"] = chat_messages(snap.system_prompt, snap.history, skip, new_messages);
             std::vector<raw_buffer> files;
+            template_budget::Budget budget;   // one render's
             body = oaicompat_chat_params_parse(req, c.meta->chat_params, files);
             if (!files.empty()) fail(LLAMA_ERROR_NOT_SUPPORTED, "this model takes no images or audio");
             tokens = std::move(tokenize_input_prompts(c.vocab, nullptr, body.at("prompt"), true, true, c.init_opt)[0]);
@@ -130,12 +146,12 @@ PreparedTask Server::prepare(const Task & t, const Snapshot & snap) const {
         }
         out.dropped_messages = (int) skip;
         out.new_messages = new_messages;
-        out.task.params = server_schema::eval_llama_cmpl_schema(c.vocab, c.params, c.meta->logit_bias_eog, body);
+        out.task.params = with_checked_grammar(server_schema::eval_llama_cmpl_schema(c.vocab, c.params, c.meta->logit_bias_eog, body));
         out.task.params.res_type = TASK_RESPONSE_TYPE_OAI_CHAT;
     } else {
         body = snap.data;
         tokens = std::move(tokenize_input_prompts(c.vocab, nullptr, body.at("prompt"), true, true, c.init_opt)[0]);
-        out.task.params = server_schema::eval_llama_cmpl_schema(c.vocab, c.params, c.meta->logit_bias_eog, body);
+        out.task.params = with_checked_grammar(server_schema::eval_llama_cmpl_schema(c.vocab, c.params, c.meta->logit_bias_eog, body));
         out.task.params.res_type = TASK_RESPONSE_TYPE_NONE;
     }
     out.task.type = SERVER_TASK_TYPE_COMPLETION;

@@ -6,6 +6,8 @@
 #include "cpu_select.h"
 #include "exit_guard.h"
 #include "huge_pages.h"
+#include "load_rules.h"
+#include "template_budget.h"
 #include "malloc_policy.h"
 
 #include "gguf.h"
@@ -56,18 +58,6 @@ Server::~Server() {
     exit_guard::remove(this);
 }
 
-// A string key of a GGUF file's metadata, read without loading tensors ("" when absent).
-static std::string gguf_string(const std::string & path, const char * key) {
-    gguf_init_params gp = {/* no_alloc */ true, /* ctx */ nullptr};
-    gguf_context * g = gguf_init_from_file(path.c_str(), gp);
-    if (!g) return std::string();
-    std::string out;
-    const int64_t k = gguf_find_key(g, key);
-    if (k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_STRING) out = gguf_get_val_str(g, k);
-    gguf_free(g);
-    return out;
-}
-
 // The chat template llama.cpp will use (ours, else the model's), checked and guarded
 // before its Jinja engine parses it at load. Returns it ("" when the model has none).
 static std::string guard_template(const std::string & path, common_params & p) {
@@ -94,6 +84,7 @@ static std::string guard_template(const std::string & path, common_params & p) {
 // (a syntax error, or a render that raises): find out with the steps its load takes.
 static void explain_template_failure(const std::string & tmpl, bool from_config) {
     if (tmpl.empty()) return;
+    template_budget::Budget budget;
     try {
         auto tmpls = common_chat_templates_init(nullptr, tmpl);
         common_chat_format_example(tmpls.get(), true, {});
@@ -123,8 +114,12 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
             fail(LLAMA_ERROR_MODEL_LOAD_FAILED, "'" + path + "' is not a GGUF file");
         }
     }
+    const ModelFacts facts = read_model_facts(path);
+    bool embedding_implied = false;
+    const ModelConfig used = effective_model_config(facts, mc, embedding_implied);
     auto core = std::make_unique<Core>();
-    to_common_params(cfg_, mc, path, core->params);
+    to_common_params(cfg_, used, path, core->params);
+    check_context_rules(facts, core->params);
     const std::string chat_template = guard_template(path, core->params);
     // The loop thread loads the model, then runs the loop. llama.cpp's warmup decode makes an
     // OpenMP team for whichever thread runs it; a second team left on a caller's thread (or a
@@ -143,6 +138,7 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
         huge_pages::use_for_this_thread(huge_owner);
         bool ok = false;
         try {
+            template_budget::Budget budget;   // the load renders the chat template to learn what it can do
             ok = ctx->load_model(*params);
         } catch (...) {
             load_done.set_exception(std::current_exception());
@@ -169,6 +165,8 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
     core->vocab = llama_model_get_vocab(core->model);
     core->n_ctx_slot = core->meta->slot_n_ctx;
     core->embedding = core->params.embedding;
+    core->embedding_implied = embedding_implied;
+    core->arch = facts.arch;
     core->rerank = core->params.embedding && core->meta->pooling_type == LLAMA_POOLING_TYPE_RANK;
     core->use_mmap = mc.use_mmap;
     core->huge_pages = mc.huge_pages;

@@ -81,7 +81,9 @@ std::string Server::status_json() {
         model["n_embd"] = m.model_n_embd_inp;
         model["n_vocab"] = m.model_vocab_n_tokens;
         model["ftype"] = m.model_ftype;
+        model["architecture"] = core_->arch;
         model["embedding"] = core_->embedding;
+        model["embedding_implied"] = core_->embedding_implied;   // an encoder, loaded without "embedding": true
         model["rerank"] = core_->rerank;
         // as llama.cpp places them: the last n_gpu_layers of n_layer + 1 (the output layer)
         const int n_layer = llama_model_n_layer(core_->model);

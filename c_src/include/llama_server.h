@@ -119,8 +119,8 @@ LLAMA_SERVER_API void llama_server_set_log(int min_level, llama_server_log_callb
  *   n_ctx (int, 0 or 64..1048576, default 4096): context PER SLOT (0 = model's training ctx)
  *   n_batch (int, 2.., at least n_parallel, default 512), n_ubatch (int, default 512; at most
  *     n_batch). For an embedding model n_batch becomes n_ubatch (an encoder takes each input in
- *     one micro-batch), which must then be at least n_parallel: else load_model fails with
- *     LLAMA_ERROR_INVALID_ARGUMENT
+ *     one micro-batch), which must then be at least 2 and at least n_parallel: else
+ *     load_model fails with LLAMA_ERROR_INVALID_ARGUMENT
  *   n_threads (int, 1..1024, default: number of cores), n_threads_batch (1..1024, default n_threads)
  *   n_gpu_layers (int, -1 = all; a GPU build only, see get_status "devices"),
  *   main_gpu (int, 0..127, default 0), split_mode ("none", "layer" or "row", default
@@ -163,9 +163,19 @@ LLAMA_SERVER_API llama_error_t llama_server_init(void ** server_handle, const ch
  *   a built-in template name). A chat template (given, else the model's) may nest brackets
  *   and blocks at most 100 deep, hold at most 150 operators in one tag, and nest macro calls
  *   at most 64 deep while rendering (deeper raises a template error, not a stack overflow).
+ *   Each render has a budget: 200,000 loop iterations and macro calls, range() of at most
+ *   100,000 elements, 64 MiB of text put together (real templates render 1,000 messages in
+ *   3,000-36,000 iterations; Gemma 4's, quadratic in the messages, reaches it near 600).
+ *   An encoder (BERT and the other architectures of c_src/core/memoryless_archs.def) can only
+ *   embed: it is loaded for embeddings without "embedding": true too, and get_status says
+ *   model.embedding_implied. Loaded for embeddings, a model takes each input as one
+ *   micro-batch: n_batch becomes n_ubatch, which must be at least 2 and at least n_parallel.
  * @return LLAMA_SUCCESS; LLAMA_ERROR_INVALID_ARGUMENT (NULL, bad JSON/key/value, a chat
- *         template beyond those limits or that cannot render a conversation);
- *         LLAMA_ERROR_MODEL_LOAD_FAILED (missing or invalid file, already loaded).
+ *         template beyond those limits or that cannot render a conversation, server config
+ *         the model cannot run with: last_error names the keys);
+ *         LLAMA_ERROR_MODEL_LOAD_FAILED (missing or invalid file, already loaded);
+ *         LLAMA_ERROR_NOT_SUPPORTED (an architecture llama.cpp's server cannot run: a
+ *         diffusion model, an audio decoder).
  */
 LLAMA_SERVER_API llama_error_t llama_server_load_model(void * server_handle,
                                                        const char * model_path,
@@ -224,10 +234,15 @@ LLAMA_SERVER_API llama_error_t llama_server_close_session(void * server_handle, 
  *   vocabulary: they are computed by this call (no slot, no queue; they do not stream).
  * @param input_json [in] JSON object. Validated here: unknown keys and wrong types fail now;
  *   a null value means the key is not given. A "grammar" (GBNF, with a "root" rule, nesting
- *   parentheses at most 100 deep) is parsed here too.
+ *   parentheses at most 100 deep, no repetition {m,n} with n < m, expanding to at most
+ *   4,194,304 rule elements) is parsed here too; so is the grammar llama.cpp makes of a
+ *   "json_schema", "response_format" or "tools", under the same limits. A chat renders the
+ *   chat template here, under the budget described at llama_server_load_model.
  * @param task_id    [out] the new id (> 0)
  * @return LLAMA_SUCCESS; LLAMA_ERROR_INVALID_ARGUMENT (NULL, bad JSON, unknown task type or
- *   key, a grammar that does not parse, a token id outside the model's vocabulary); LLAMA_ERROR_SESSION_NOT_FOUND; LLAMA_ERROR_MODEL_NOT_LOADED;
+ *   key, a grammar that does not parse or is beyond those limits, a render over the
+ *   template budget, a token id outside the model's vocabulary); LLAMA_ERROR_SESSION_NOT_FOUND;
+ *   LLAMA_ERROR_MODEL_NOT_LOADED;
  *   LLAMA_ERROR_NOT_SUPPORTED (task type the loaded model cannot do);
  *   LLAMA_ERROR_SERVER_BUSY (max_queued_tasks unfinished tasks already).
  */
@@ -299,8 +314,9 @@ LLAMA_SERVER_API llama_error_t llama_server_cancel_task(void * server_handle, in
 /* Status                                                                                   */
 
 /**
- * Server status JSON: state ("no_model", "ready"), model facts (with n_layer and gpu_layers,
- * the layers offloaded to GPUs; use_mmap; huge_pages: enabled, system (the kernel's setting:
+ * Server status JSON: state ("no_model", "ready"), model facts (with architecture;
+ * embedding, embedding_implied (an encoder loaded without "embedding": true) and rerank;
+ * n_layer and gpu_layers, the layers offloaded to GPUs; use_mmap; huge_pages: enabled, system (the kernel's setting:
  * "always", "madvise", "never" or "unavailable"), requested_bytes (the buffers made in 2 MiB
  * pages) and backed_bytes_at_load (how much of them the kernel backed with 2 MiB pages right
  * after the load)), devices (each device ggml computes on: name, description,

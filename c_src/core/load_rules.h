@@ -1,0 +1,34 @@
+// What llama.cpp will make of a model and its configs, decided before it sees the model. Its
+// context asserts (GGML_ASSERT: the process aborts) when a batch outgrows what it sized at
+// load: an encoder's input must fit one micro-batch and output every token, the output buffer
+// holds n_outputs_max rows. Which sizes a load gets depends on the model's architecture, so
+// the rules are checked here, from the GGUF file's metadata and the final common_params.
+#pragma once
+
+#include "config.h"
+
+#include <string>
+
+namespace lls {
+
+// A string key of a GGUF file's metadata, read without loading tensors ("" when absent).
+std::string gguf_string(const std::string & path, const char * key);
+
+struct ModelFacts {
+    std::string arch;              // general.architecture
+    bool memoryless = false;       // a row of memoryless_archs.def: can only embed
+    bool unsupported = false;      // a row whose use is "unsupported"
+};
+
+ModelFacts read_model_facts(const std::string & path);
+
+// The model config a load runs with: a memoryless model is loaded for embeddings, the only
+// thing it can do, even without "embedding": true (`implied` says so); an architecture the
+// server cannot run is NOT_SUPPORTED.
+ModelConfig effective_model_config(const ModelFacts & facts, ModelConfig mc, bool & implied);
+
+// Throws INVALID_ARGUMENT naming the keys when llama.cpp's context for `p` could not run its
+// warm-up or a batch the server makes (see load_rules.cpp for each rule and its source).
+void check_context_rules(const ModelFacts & facts, const common_params & p);
+
+}  // namespace lls
