@@ -106,3 +106,13 @@ def test_the_memoryless_architecture_table_matches_llama_cpp():
     table = (paths.ROOT / "c_src" / "core" / "memoryless_archs.def").read_text()
     ours = set(re.findall(r'^LLS_MEMORYLESS_ARCH\("([^"]+)"', table, re.M))
     assert enums and ours == theirs, f"llama.cpp has {sorted(theirs - ours)} we lack, we list {sorted(ours - theirs)}"
+
+
+@pytest.mark.parametrize("model_name,mcfg", [("minilm-l6-v2-f16", None), ("tiny-bert-rerank-f32", {"embedding": True, "pooling": "mean"}),
+                                             ("qwen", {"embedding": True, "pooling": "mean"})])
+def test_a_mean_pooled_load_with_a_micro_batch_not_a_multiple_of_the_slots_works(model_name, mcfg):
+    # was GGML_ASSERT(ggml_can_mul_mat(a, b)) in llama.cpp's worst-case graph (found by the load phase of make fuzz)
+    out = run_steps([["init", {"n_parallel": 16, "n_ctx": 256, "n_batch": 35, "n_ubatch": 90, **QUIET}],
+                     ["load", model(model_name), mcfg], ["run", "embedding", {"input": ["a b c", "d"]}]])
+    assert [o[:2] for o in out] == [["init", 0], ["load", 0], ["run", 0]], out
+    assert len(out[2][2]["data"]) == 2, out

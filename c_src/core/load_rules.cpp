@@ -35,20 +35,35 @@ std::string n(int v) { return std::to_string(v); }
 
 }  // namespace
 
-std::string gguf_string(const std::string & path, const char * key) {
-    gguf_init_params gp = {/* no_alloc */ true, /* ctx */ nullptr};
-    gguf_context * g = gguf_init_from_file(path.c_str(), gp);
-    if (!g) return std::string();
-    std::string out;
-    const int64_t k = gguf_find_key(g, key);
-    if (k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_STRING) out = gguf_get_val_str(g, k);
-    gguf_free(g);
-    return out;
-}
+// A GGUF file's metadata, read without loading tensors.
+struct GgufMeta {
+    gguf_context * g;
+    explicit GgufMeta(const std::string & path) {
+        gguf_init_params gp = {/* no_alloc */ true, /* ctx */ nullptr};
+        g = gguf_init_from_file(path.c_str(), gp);
+    }
+    ~GgufMeta() { if (g) gguf_free(g); }
+    GgufMeta(const GgufMeta &) = delete;
+    GgufMeta & operator=(const GgufMeta &) = delete;
+
+    std::string str(const std::string & key) const {   // "" when absent
+        const int64_t k = g ? gguf_find_key(g, key.c_str()) : -1;
+        return k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_STRING ? gguf_get_val_str(g, k) : "";
+    }
+    long long u32(const std::string & key) const {     // -1 when absent
+        const int64_t k = g ? gguf_find_key(g, key.c_str()) : -1;
+        return k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_UINT32 ? (long long) gguf_get_val_u32(g, k) : -1;
+    }
+};
+
+std::string gguf_string(const std::string & path, const char * key) { return GgufMeta(path).str(key); }
 
 ModelFacts read_model_facts(const std::string & path) {
+    const GgufMeta meta(path);
     ModelFacts f;
-    f.arch = gguf_string(path, "general.architecture");
+    f.arch = meta.str("general.architecture");
+    f.pooling = (int) meta.u32(f.arch + ".pooling_type");
+    f.n_ctx_train = (int) std::max(0ll, meta.u32(f.arch + ".context_length"));
     for (const auto & a : kMemorylessArchs) {
         if (f.arch == a.name) {
             f.memoryless = true;
@@ -74,7 +89,7 @@ ModelConfig effective_model_config(const ModelFacts & facts, ModelConfig mc, boo
     return mc;
 }
 
-void check_context_rules(const ModelFacts & facts, const common_params & p) {
+void apply_context_rules(const ModelFacts & facts, common_params & p) {
     // server_output_limits: a pooled load sizes llama.cpp's output buffer for n_batch rows (every
     // token is an output); generation, for one row per slot.
     const bool pooled = p.embedding;
@@ -96,6 +111,22 @@ void check_context_rules(const ModelFacts & facts, const common_params & p) {
         fail(LLAMA_ERROR_INVALID_ARGUMENT, "'n_ubatch' (" + n(p.n_ubatch) + ") in server config must be at least " +
              n(WARMUP_TOKENS) + " for an embedding model" + (facts.memoryless ? " (" + facts.arch + ", an encoder)" : "") +
              ": each input is one micro-batch, and llama.cpp's warm-up sends " + n(WARMUP_TOKENS) + " tokens");
+    }
+    // llama_context::graph_reserve sizes the worst-case graph for the micro-batch spread evenly
+    // over the sequences: it rounds the tokens up to a multiple of n_parallel but keeps the
+    // outputs, and mean pooling then multiplies mismatched shapes (GGML_ASSERT in
+    // ggml_mul_mat). The micro-batch it sees (causal attention caps it at the context) goes
+    // down to a multiple of n_parallel instead, at least n_parallel by the rule above.
+    const int pooling = p.pooling_type != LLAMA_POOLING_TYPE_UNSPECIFIED ? (int) p.pooling_type : facts.pooling;
+    if (pooling == LLAMA_POOLING_TYPE_MEAN) {
+        const int n_ctx_total = p.n_ctx > 0 ? p.n_ctx : facts.n_ctx_train;
+        int ubatch = facts.memoryless || n_ctx_total <= 0 ? p.n_ubatch : std::min(p.n_ubatch, n_ctx_total);
+        if (ubatch % p.n_parallel != 0) {
+            const int rounded = ubatch - ubatch % p.n_parallel;
+            log(LLAMA_SERVER_LOG_WARN, "llama_server: mean pooling over %d slots: n_ubatch %d -> %d (a multiple of "
+                "n_parallel)\n", p.n_parallel, ubatch, rounded);
+            p.n_ubatch = p.n_batch = rounded;
+        }
     }
 }
 

@@ -18,6 +18,8 @@ struct ModelFacts {
     std::string arch;              // general.architecture
     bool memoryless = false;       // a row of memoryless_archs.def: can only embed
     bool unsupported = false;      // a row whose use is "unsupported"
+    int pooling = -1;              // <arch>.pooling_type (llama_pooling_type), -1 when absent
+    int n_ctx_train = 0;           // <arch>.context_length, 0 when absent
 };
 
 ModelFacts read_model_facts(const std::string & path);
@@ -28,7 +30,8 @@ ModelFacts read_model_facts(const std::string & path);
 ModelConfig effective_model_config(const ModelFacts & facts, ModelConfig mc, bool & implied);
 
 // Throws INVALID_ARGUMENT naming the keys when llama.cpp's context for `p` could not run its
-// warm-up or a batch the server makes (see load_rules.cpp for each rule and its source).
-void check_context_rules(const ModelFacts & facts, const common_params & p);
+// warm-up or a batch the server makes; rounds a mean-pooled load's micro-batch down to a
+// multiple of n_parallel (see load_rules.cpp for each rule and its source).
+void apply_context_rules(const ModelFacts & facts, common_params & p);
 
 }  // namespace lls

@@ -119,7 +119,7 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
     const ModelConfig used = effective_model_config(facts, mc, embedding_implied);
     auto core = std::make_unique<Core>();
     to_common_params(cfg_, used, path, core->params);
-    check_context_rules(facts, core->params);
+    apply_context_rules(facts, core->params);
     const std::string chat_template = guard_template(path, core->params);
     // The loop thread loads the model, then runs the loop. llama.cpp's warmup decode makes an
     // OpenMP team for whichever thread runs it; a second team left on a caller's thread (or a

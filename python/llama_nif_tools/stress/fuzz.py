@@ -5,8 +5,8 @@
     python -m llama_nif_tools.stress.fuzz fuzz/crashes/crash-...   # rerun one input
 
 An input is one file: its first line names the entry point (server_config, model_config,
-session_config, completion, chat, embedding, rerank), the rest is the JSON text handed to the
-library. atheris (libFuzzer for Python) runs the loop, keeps the corpus and writes the input
+session_config, completion, chat, embedding, rerank, load), the rest is the JSON text handed to
+the library; "load" crosses every model with server settings and model configs (fuzz_load.py). atheris (libFuzzer for Python) runs the loop, keeps the corpus and writes the input
 of any crash to fuzz/crashes/. Our mutator edits the JSON as a tree (values swapped for edge
 cases, keys dropped or added, strings spliced with template and grammar syntax, deep and long
 values), so most inputs get past the JSON parser into validation and llama.cpp.
@@ -28,19 +28,21 @@ import time
 from pathlib import Path
 
 from .. import paths
+from ..binding import NAMES as C_NAMES
 from ..binding import SHORT as C
 from ..binding import LlamaError, Server
 from ..build import pins
 from ..models import embed_models
+from . import fuzz_load
 
-ENTRIES = ["server_config", "model_config", "session_config", "completion", "chat", "embedding", "rerank"]
+ENTRIES = ["server_config", "model_config", "session_config", "completion", "chat", "embedding", "rerank", "load"]
 CORPUS = paths.ROOT / "fuzz" / "corpus"
 CRASHES = paths.ROOT / "fuzz" / "crashes"
 
 # the codes each call may return for bad input (llama_server.h); anything else is a finding
 ALLOWED = {
     "init": {C["LLAMA_SUCCESS"], C["INVALID_ARGUMENT"], C["NOT_SUPPORTED"], C["OUT_OF_MEMORY"]},
-    "load": {C["LLAMA_SUCCESS"], C["INVALID_ARGUMENT"], C["MODEL_LOAD_FAILED"], C["OUT_OF_MEMORY"]},
+    "load": {C["LLAMA_SUCCESS"], C["INVALID_ARGUMENT"], C["MODEL_LOAD_FAILED"], C["OUT_OF_MEMORY"], C["NOT_SUPPORTED"]},
     "session": {C["LLAMA_SUCCESS"], C["INVALID_ARGUMENT"]},
     "create": {C["LLAMA_SUCCESS"], C["INVALID_ARGUMENT"], C["NOT_SUPPORTED"], C["SERVER_BUSY"]},
     "result": {C["LLAMA_SUCCESS"], C["INFERENCE_FAILED"], C["TIMEOUT"], C["CANCELLED"]},
@@ -115,11 +117,32 @@ def seed_keys() -> list[str]:
 SNIPPETS = ["{%", "%}", "{{", "}}", "{#", "#}", "{% macro f() %}{{ f() }}{% endmacro %}", "{{ f() }}",
             "{% for m in messages %}", "{% endfor %}", "{% if", "{% endif %}", "raise_exception('x')", "|tojson",
             "::=", "root ::= ", "(", ")", "[", "]", "*", "+", "?", '"', "\\", "\n", "\u0000", "\ufffd", "é", "日本",
-            "<|im_start|>", "<|im_end|>", "<|fim_prefix|>", "<|endoftext|>", "user", "assistant", "system", "tool"]
+            "<|im_start|>", "<|im_end|>", "<|fim_prefix|>", "<|endoftext|>", "user", "assistant", "system", "tool",
+            "{5,2}", "{2,5}", "{0}", "{3,}", "{1999}", "{0,0}", "{ 9 , 8 }", "{2001,1}", "{18446744073709551617,1}"]
+
+
+def random_grammar(rng: random.Random) -> str:
+    """A GBNF grammar of nested groups and repetition ranges, inverted ones among them."""
+    def item(depth):
+        pick = rng.randrange(5)
+        if pick == 0 and depth < 4:
+            return "(" + " ".join(item(depth + 1) for _ in range(rng.randrange(1, 3))) + ")"
+        if pick == 1:
+            return "[a-" + rng.choice("cz") + "]"
+        if pick == 2:
+            return '"' + "ab" * rng.choice([1, 5, 300]) + '"'
+        return rng.choice(['"a"', "x", "."])
+
+    def rep(s):
+        m = rng.choice([0, 1, 2, 5, 100, 1999, 2001])
+        n = rng.choice([m, m + 3, max(0, m - 3), 0, 2000, 5000])
+        return s + rng.choice(["", "*", "+", "?", "{%d}" % m, "{%d,}" % m, "{%d,%d}" % (m, n)])
+
+    return "root ::= " + " ".join(rep(item(0)) for _ in range(rng.randrange(1, 4))) + '\nx ::= "y"' + rep('"z"')
 
 
 def interesting(rng: random.Random, keys: list[str]):
-    pick = rng.randrange(12)
+    pick = rng.randrange(13)
     if pick == 0:
         return rng.choice([None, True, False])
     if pick == 1:
@@ -144,6 +167,8 @@ def interesting(rng: random.Random, keys: list[str]):
         return {rng.choice(keys): interesting(rng, keys)} if keys else {}
     if pick == 9:
         return [rng.randrange(-5, 160000) for _ in range(rng.randrange(0, 20))]   # token ids
+    if pick == 11:
+        return random_grammar(rng)
     if pick == 10:
         return {"role": rng.choice(["user", "assistant", "system", "tool", "x", ""]),
                 "content": rng.choice(["hi", "", None, [{"type": "text", "text": "hi"}], [{"type": "image_url"}], 5])}
@@ -224,6 +249,8 @@ def mutate(pool: Pool, entry_only: str | None, max_size: int, seed: int, keys: l
     entry, body = decode(pool.pick(rng, entry_only))
     if rng.random() < 0.05 and not entry_only:
         entry = rng.choice(ENTRIES)
+    if entry == "load" and rng.random() < 0.5:                # a fresh draw across the documented ranges
+        return encode(entry, json.dumps(fuzz_load.draw(rng)).encode())[:max_size]
     try:
         doc = json.loads(body)
     except ValueError:
@@ -263,31 +290,34 @@ class Targets:
             s.status()
             s.run(0, kind, inp, CANCEL_WAIT_MS)
 
-    def run_task(self, server: Server, session: int, kind: str, body: bytes):
+    def run_task(self, server: Server, session: int, kind: str, body: bytes, tag: str = ""):
+        kind_tag = f"{tag}: {kind}" if tag else kind
         ok, tid = call("create", server.create_task, session, kind, body)
         if not ok:
-            self.outcomes[kind + " refused"] += 1
+            if tag and SEEN[-1][1] == C["NOT_SUPPORTED"]:
+                raise Finding(f"{tag}: get_status says it serves {kind}, create_task says NOT_SUPPORTED")
+            self.outcomes[kind_tag + " refused"] += 1
             return
         try:
             server.get_result(tid, TASK_WAIT_MS)
             SEEN.append(("result", 0, ""))
-            self.outcomes[kind + " ok"] += 1
+            self.outcomes[kind_tag + " ok"] += 1
             return
         except LlamaError as e:
             expect(e.code, "result", e.detail)
             if e.code != C["TIMEOUT"]:
-                self.outcomes[kind + " failed"] += 1
+                self.outcomes[kind_tag + " failed"] += 1
                 return
         server.cancel(tid)
         try:
             server.get_result(tid, CANCEL_WAIT_MS)
             SEEN.append(("result after cancel", 0, ""))
-            self.outcomes[kind + " ok"] += 1
+            self.outcomes[kind_tag + " ok"] += 1
         except LlamaError as e:
             if e.code == C["TIMEOUT"]:
                 raise Finding(f"task {tid} did not end {CANCEL_WAIT_MS} ms after cancel_task")
             expect(e.code, "result", e.detail)
-            self.outcomes[kind + " cancelled"] += 1
+            self.outcomes[kind_tag + " cancelled"] += 1
 
     def one(self, data: bytes) -> tuple:
         """Runs one input; returns what it did (for the pool)."""
@@ -313,6 +343,8 @@ class Targets:
             self.server_config(body)
         elif entry == "model_config":
             self.model_config(body)
+        elif entry == "load":
+            self.load(body)
 
     def server_config(self, body: bytes):
         ok, s = call("init", Server, body)
@@ -351,6 +383,43 @@ class Targets:
                          ("embedding", b'{"input": "a"}') if emb else
                          ("chat", b'{"messages": [{"role": "user", "content": "hi"}], "n_predict": 2}'))
             self.run_task(s, 0, kind, inp)
+        finally:
+            s.destroy()
+
+    def load(self, body: bytes):
+        """One load of the load phase (fuzz_load.py), then a task of each kind it serves."""
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            doc = {}
+        model = doc.get("model") if doc.get("model") in fuzz_load.MODELS else fuzz_load.MODELS[sum(body) % len(fuzz_load.MODELS)]
+        server, mcfg = doc.get("server", {}), doc.get("model_config")
+        tag = f"load {model}"
+        if isinstance(server, dict) and fuzz_load.too_big(server, model):
+            self.outcomes[tag + ": not run (huge)"] += 1
+            return
+        ok, s = call("init", Server, json.dumps(server) if isinstance(server, dict) else server)
+        if not ok:
+            self.outcomes[tag + ": init refused"] += 1
+            return
+        try:
+            path = self.qwen_path if model == "qwen" else str(embed_models.ensure(model))
+            ok, _ = call("load", s.load_model, path, json.dumps(mcfg).encode() if mcfg is not None else None)
+            if not ok:
+                self.outcomes[f"{tag}: load refused ({C_NAMES.get(SEEN[-1][1], SEEN[-1][1])})"] += 1
+                return
+            st = s.status()["model"]
+            served = fuzz_load.kinds_served(st)
+            self.outcomes[f"{tag}: loaded for {served[0]}" + (" (implied)" if st.get("embedding_implied") else "")] += 1
+            for kind in served:
+                self.run_task(s, 0, kind, json.dumps(fuzz_load.TASKS[kind]).encode(), tag=tag)
+            # a kind it does not serve is refused, not run
+            other = next(k for k in ("completion", "embedding", "rerank") if k not in served)
+            ok, _ = call("create", s.create_task, 0, other, json.dumps(fuzz_load.TASKS[other]).encode())
+            if ok or SEEN[-1][1] != C["NOT_SUPPORTED"]:
+                raise Finding(f"a {other} task on a load serving {served} was not refused with NOT_SUPPORTED")
         finally:
             s.destroy()
 
