@@ -225,3 +225,71 @@ def test_the_nif_reads_the_weights_into_huge_pages(port, srv):
     assert hp["requested_bytes"] >= 0.9 * MODEL_PATH.stat().st_size, hp
     if hp["system"] in ("always", "madvise"):
         assert hp["backed_bytes_at_load"] >= hp["requested_bytes"] // 4, hp
+
+
+# ---- inputs that killed the VM (issue 23), each in an Erlang node of its own ----------------
+
+QUIET = {"log_level": "none"}
+
+
+@pytest.fixture
+def node():
+    """A new Erlang node: if a case kills the VM, only that case fails."""
+    if not (paths.PRIV / "llama_nif.so").is_file():
+        pytest.fail("priv/llama_nif.so is missing: build it with `make nif`", pytrace=False)
+    p = NifPort()
+    yield p
+    p.close()
+
+
+def loaded(node, cfg, path, mcfg=None):
+    ok, h = node.call("init_server", {**cfg, **QUIET})
+    assert ok == "ok", h
+    return h, node.call("load_model", h, path, mcfg or {})
+
+
+def model_path(name):
+    from llama_nif_tools.models import embed_models
+    return str(MODEL_PATH) if name == "qwen" else str(embed_models.ensure(name))
+
+
+@pytest.mark.parametrize("cfg,model_name,mcfg,kind", [
+    ({"n_parallel": 1, "n_ctx": 512, "n_threads": 1, "n_batch": 8, "n_ubatch": 8}, "minilm-l6-v2-f16", None, "embedding"),
+    ({"n_parallel": 1, "n_ctx": 64, "n_threads": 1, "n_batch": 512, "n_ubatch": 512}, "tiny-bert-rerank-f32", None, "rerank"),
+    ({"n_parallel": 1, "n_ctx": 128, "n_threads": 1, "n_batch": 512, "n_ubatch": 8}, "tiny-bert-rerank-f32",
+     {"chat_template": None}, "rerank"),
+    ({"n_parallel": 1, "n_ctx": 512, "n_threads": 1, "n_batch": 8, "n_ubatch": 512}, "tiny-bert-rerank-f32", None, "rerank"),
+    ({"n_parallel": 2, "n_ctx": 512, "n_threads": 1, "n_batch": 512, "n_ubatch": 1}, "tiny-bert-rerank-f32",
+     {"chat_template": "chatml"}, None),
+    ({"n_parallel": 1, "n_ctx": 128, "n_threads": 1, "n_batch": 512, "n_ubatch": 1}, "minilm-l6-v2-f16", None, None),
+    ({"n_parallel": 1, "n_ctx": 512, "n_threads": 1, "n_batch": 512, "n_ubatch": 1}, "qwen", {"embedding": True}, None),
+])
+def test_the_load_settings_that_aborted_the_vm_load_and_serve_or_are_refused(node, cfg, model_name, mcfg, kind):
+    h, r = loaded(node, cfg, model_path(model_name), mcfg)
+    if kind is None:
+        assert error_code(r) == "invalid_argument" and "'n_ubatch' (1)" in r[1][1], r
+    else:
+        assert r == "ok", r
+        assert node.call("status", h)[1]["model"]["embedding_implied"] is True
+        task = {"embedding": {"input": "hello"}, "rerank": {"query": "a", "documents": ["a", "b"]}}[kind]
+        ok, tid = node.call("create_task", h, 0, Atom(kind), task)
+        assert ok == "ok" and node.call("get_result", h, tid, 120000)[0] == "ok"
+    assert node.call("status", h)[0] == "ok"   # the VM is still there
+
+
+def test_a_grammar_that_expanded_without_end_is_refused(node):
+    h, r = loaded(node, {"n_parallel": 1, "n_ctx": 512}, str(MODEL_PATH))
+    assert r == "ok"
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "n_predict": 4, "grammar": 'root ::= "a"{5,2}'}
+    r = node.call("create_task", h, 0, Atom("chat"), chat)
+    assert error_code(r) == "invalid_argument" and "{5,2}" in r[1][1], r
+    r = node.call("create_session", h, {"grammar": 'root ::= "a"{5,0}'})
+    assert error_code(r) == "invalid_argument" and "{5,0}" in r[1][1], r
+    ok, tid = node.call("create_task", h, 0, Atom("chat"), {**chat, "grammar": 'root ::= "a"{2,5}'})
+    assert ok == "ok" and node.call("get_result", h, tid, 120000)[0] == "ok"
+
+
+def test_a_chat_template_that_rendered_without_end_is_refused_at_load(node):
+    h, r = loaded(node, {"n_parallel": 1, "n_ctx": 512}, str(MODEL_PATH),
+                  {"chat_template": "{% for i in range(1000000) %}x{% endfor %}"})
+    assert error_code(r) == "invalid_argument" and "over its budget" in r[1][1], r
