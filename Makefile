@@ -56,7 +56,7 @@ $(STAMP)/deps-py: python/requirements.txt
 MINUTES ?= 10
 comma := ,
 fuzz: deps build model
-	PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools.stress.fuzz --minutes $(MINUTES)
+	PYTHONPATH=$(CURDIR)/python $(PY) -m llama_nif_tools.stress.fuzz --minutes $(MINUTES) $(if $(FUZZ_ENTRY),--entry $(FUZZ_ENTRY))
 
 # soaks: the C API from 16 threads (MINUTES, CACHE_RAM_MIB=0 to disable the prompt cache),
 # then the NIF with worker processes killed at random; both print an account and an RSS curve
