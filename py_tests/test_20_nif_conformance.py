@@ -16,13 +16,16 @@ pytestmark = pytest.mark.model
 CFG = {"n_parallel": 2, "n_ctx": 1024, "log_level": "error"}
 
 
-@pytest.fixture(scope="module")
-def port():
+def erlang_node():
+    """A new Erlang node running the port program (test/llama_nif_port.erl)."""
     if not (paths.PRIV / "llama_nif.so").is_file():
         pytest.fail("priv/llama_nif.so is missing: build it with `make nif`", pytrace=False)
     p = NifPort()
     yield p
     p.close()
+
+
+port = pytest.fixture(scope="module", name="port")(erlang_node)
 
 
 @pytest.fixture(scope="module")
@@ -232,14 +235,8 @@ def test_the_nif_reads_the_weights_into_huge_pages(port, srv):
 QUIET = {"log_level": "none"}
 
 
-@pytest.fixture
-def node():
-    """A new Erlang node: if a case kills the VM, only that case fails."""
-    if not (paths.PRIV / "llama_nif.so").is_file():
-        pytest.fail("priv/llama_nif.so is missing: build it with `make nif`", pytrace=False)
-    p = NifPort()
-    yield p
-    p.close()
+# a node per case: if a case kills the VM, only that case fails
+node = pytest.fixture(name="node")(erlang_node)
 
 
 def loaded(node, cfg, path, mcfg=None):

@@ -6,7 +6,7 @@
 //   out a copy whose range() refuses a range beyond the budget before making it;
 // - jinja::string::append(): every piece of text a render puts together.
 // The last two throw once the budget is spent, inside the engine, which reports a template
-// error. py_tests/test_25 checks that a looping template is stopped; if a new llama.cpp
+// error. py_tests/test_16 checks that looping templates are stopped; if a new llama.cpp
 // renames one of these, that test fails instead of the budget silently going away.
 #include "template_budget.h"
 
