@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import textwrap
@@ -130,8 +131,11 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, {python!r})
     from llama_nif_tools.binding import LlamaError, Server
     steps = json.loads(sys.stdin.read())
-    out, s = [], None
+    out, s, resume = [], None, None
     for op, *args in steps:
+        if resume and op not in resume:
+            continue
+        resume = None
         try:
             if op == "init":
                 s = Server(args[0]); r = None
@@ -147,16 +151,46 @@ CHILD = textwrap.dedent("""
         except LlamaError as e:
             out.append([op, e.code, e.detail])
             if op in ("init", "load"):
-                break
+                resume = ("init",) if op == "init" else ("init", "load")
     print(json.dumps(out))
 """).format(python=str(paths.ROOT / "python"))
 
 
-def run_steps(steps):
+def _limit_address_space(max_bytes):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+    return limit
+
+
+def run_steps(steps, max_address_space=None):
     """Runs [op, *args] steps (init, load, session, run, status) in a fresh Python process, each
-    as [op, code, result or detail]; the steps stop after a failed init or load. Asserts that
-    the process survived."""
+    as [op, code, result or detail]. After a failed init the steps go on at the next init;
+    after a failed load, at the next init or load (a retry on the same handle). Asserts that
+    the process survived. max_address_space (bytes, RLIMIT_AS): a safety net for a case that
+    could otherwise make the child allocate the machine's memory (then allocations fail)."""
     p = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps(steps), capture_output=True, text=True,
-                       timeout=600 * SLOWDOWN)
+                       timeout=600 * SLOWDOWN,
+                       preexec_fn=_limit_address_space(max_address_space) if max_address_space else None)
+    assert p.returncode == 0, f"the process died ({p.returncode}):\n{p.stderr[-3000:]}"
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+SCRIPT_PRELUDE = textwrap.dedent("""
+    import json, sys, threading
+    sys.path[:0] = [{python!r}, {tests!r}]
+""").format(python=str(paths.ROOT / "python"), tests=str(paths.ROOT / "py_tests"))
+
+
+def run_script(source: str, timeout: float = 300):
+    """Runs a Python script (dedented; sys.path holds the binding and these helpers; json, sys and
+    threading imported) in a fresh process and returns the JSON its last line of output holds.
+    Asserts that the process survived and ended within timeout seconds (times SLOWDOWN): a
+    deadlock fails the test instead of hanging the suite."""
+    try:
+        p = subprocess.run([sys.executable, "-c", SCRIPT_PRELUDE + textwrap.dedent(source)], capture_output=True,
+                           text=True, timeout=timeout * SLOWDOWN)
+    except subprocess.TimeoutExpired as e:
+        err = e.stderr.decode("utf-8", "replace") if isinstance(e.stderr, bytes) else e.stderr or ""
+        raise AssertionError(f"the process hung (killed after {e.timeout:.0f} s):\n{err[-3000:]}") from None
     assert p.returncode == 0, f"the process died ({p.returncode}):\n{p.stderr[-3000:]}"
     return json.loads(p.stdout.strip().splitlines()[-1])

@@ -5,7 +5,6 @@
 #include "load_rules.h"
 
 #include "common.h"
-#include "gguf.h"
 
 #include <algorithm>
 #include <cstring>
@@ -35,35 +34,11 @@ std::string n(int v) { return std::to_string(v); }
 
 }  // namespace
 
-// A GGUF file's metadata, read without loading tensors.
-struct GgufMeta {
-    gguf_context * g;
-    explicit GgufMeta(const std::string & path) {
-        gguf_init_params gp = {/* no_alloc */ true, /* ctx */ nullptr};
-        g = gguf_init_from_file(path.c_str(), gp);
-    }
-    ~GgufMeta() { if (g) gguf_free(g); }
-    GgufMeta(const GgufMeta &) = delete;
-    GgufMeta & operator=(const GgufMeta &) = delete;
-
-    std::string str(const std::string & key) const {   // "" when absent
-        const int64_t k = g ? gguf_find_key(g, key.c_str()) : -1;
-        return k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_STRING ? gguf_get_val_str(g, k) : "";
-    }
-    long long u32(const std::string & key) const {     // -1 when absent
-        const int64_t k = g ? gguf_find_key(g, key.c_str()) : -1;
-        return k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_UINT32 ? (long long) gguf_get_val_u32(g, k) : -1;
-    }
-};
-
-std::string gguf_string(const std::string & path, const char * key) { return GgufMeta(path).str(key); }
-
-ModelFacts read_model_facts(const std::string & path) {
-    const GgufMeta meta(path);
+ModelFacts read_model_facts(const GgufMeta & meta) {
     ModelFacts f;
     f.arch = meta.str("general.architecture");
-    f.pooling = (int) meta.u32(f.arch + ".pooling_type");
-    f.n_ctx_train = (int) std::max(0ll, meta.u32(f.arch + ".context_length"));
+    f.pooling = (int) meta.scalar(f.arch + ".pooling_type");
+    f.n_ctx_train = (int) std::clamp(meta.scalar(f.arch + ".context_length"), 0ll, (long long) INT32_MAX);
     for (const auto & a : kMemorylessArchs) {
         if (f.arch == a.name) {
             f.memoryless = true;

@@ -6,13 +6,11 @@
 #pragma once
 
 #include "config.h"
+#include "gguf_meta.h"
 
 #include <string>
 
 namespace lls {
-
-// A string key of a GGUF file's metadata, read without loading tensors ("" when absent).
-std::string gguf_string(const std::string & path, const char * key);
 
 struct ModelFacts {
     std::string arch;              // general.architecture
@@ -22,7 +20,7 @@ struct ModelFacts {
     int n_ctx_train = 0;           // <arch>.context_length, 0 when absent
 };
 
-ModelFacts read_model_facts(const std::string & path);
+ModelFacts read_model_facts(const GgufMeta & meta);
 
 // The model config a load runs with: a memoryless model is loaded for embeddings, the only
 // thing it can do, even without "embedding": true (`implied` says so); an architecture the

@@ -7,6 +7,7 @@
 #include "exit_guard.h"
 #include "huge_pages.h"
 #include "load_rules.h"
+#include "memory_rule.h"
 #include "template_budget.h"
 #include "malloc_policy.h"
 
@@ -60,14 +61,14 @@ Server::~Server() {
 
 // The chat template llama.cpp will use (ours, else the model's), checked and guarded
 // before its Jinja engine parses it at load. Returns it ("" when the model has none).
-static std::string guard_template(const std::string & path, common_params & p) {
+static std::string guard_template(const GgufMeta & meta, common_params & p) {
     if (!p.chat_template.empty()) {
         p.chat_template = guard_chat_template(p.chat_template, "'chat_template' in model config");
         return p.chat_template;
     }
-    const std::string tool_use = gguf_string(path, "tokenizer.chat_template.tool_use");
+    const std::string tool_use = meta.str("tokenizer.chat_template.tool_use");
     if (!tool_use.empty()) guard_chat_template(tool_use, "the model's tool_use chat template");
-    const std::string own = gguf_string(path, "tokenizer.chat_template");
+    const std::string own = meta.str("tokenizer.chat_template");
     if (own.empty()) return own;
     const std::string guarded = guard_chat_template(own, "the model's chat template");
     if (guarded != own) {
@@ -114,13 +115,15 @@ void Server::load_model(const std::string & path, const ModelConfig & mc) {
             fail(LLAMA_ERROR_MODEL_LOAD_FAILED, "'" + path + "' is not a GGUF file");
         }
     }
-    const ModelFacts facts = read_model_facts(path);
+    const GgufMeta meta(path);
+    const ModelFacts facts = read_model_facts(meta);
     bool embedding_implied = false;
     const ModelConfig used = effective_model_config(facts, mc, embedding_implied);
     auto core = std::make_unique<Core>();
     to_common_params(cfg_, used, path, core->params);
     apply_context_rules(facts, core->params);
-    const std::string chat_template = guard_template(path, core->params);
+    check_kv_memory(meta, facts, core->params);   // before llama.cpp allocates the KV cache
+    const std::string chat_template = guard_template(meta, core->params);
     // The loop thread loads the model, then runs the loop. llama.cpp's warmup decode makes an
     // OpenMP team for whichever thread runs it; a second team left on a caller's thread (or a
     // dirty scheduler) makes libgomp count more threads than cores and throttle the spin-wait

@@ -174,6 +174,9 @@ LLAMA_SERVER_API llama_error_t llama_server_init(void ** server_handle, const ch
  *         template beyond those limits or that cannot render a conversation, server config
  *         the model cannot run with: last_error names the keys);
  *         LLAMA_ERROR_MODEL_LOAD_FAILED (missing or invalid file, already loaded);
+ *         LLAMA_ERROR_OUT_OF_MEMORY (the KV cache of n_ctx x n_parallel needs more than the
+ *         memory available: MemAvailable, or what is left of the cgroup's limit; checked
+ *         before anything is allocated, last_error gives both sizes);
  *         LLAMA_ERROR_NOT_SUPPORTED (an architecture llama.cpp's server cannot run: a
  *         diffusion model, an audio decoder).
  */

@@ -308,6 +308,9 @@ class Targets:
             if e.code != C["TIMEOUT"]:
                 self.outcomes[kind_tag + " failed"] += 1
                 return
+            if "ended with" in e.detail:   # the task ended (timeout_write: it waited in the queue too long)
+                self.outcomes[kind_tag + " expired in the queue"] += 1
+                return
         server.cancel(tid)
         try:
             server.get_result(tid, CANCEL_WAIT_MS)
