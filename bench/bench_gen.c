@@ -1,6 +1,7 @@
 /* Generation runs of the C bench program: K threads, each with its own session, all released
  * at once by a barrier. "gen" uses create_task + get_result (throughput), "stream" uses
- * stream_inference (time to first token). Prints one JSON line per run. */
+ * stream_inference (time to first token), "chat" streams one chat turn per session (users
+ * arriving together: `make bench-users`). Prints one JSON line per run. */
 #include "bench.h"
 #include "bench_util.h"
 
@@ -8,12 +9,12 @@
 
 typedef struct {
     void * srv;
-    int idx, n_predict, stream;
+    int idx, n_predict, stream, chat;
     const char * tag, * text;
     pthread_barrier_t * start;
     double t0;                       /* set by the main thread just before the barrier */
     double submit, first, done;      /* seconds after t0 */
-    double prompt_n, predicted_n, prompt_ms, predicted_ms;
+    double prompt_n, predicted_n, prompt_ms, predicted_ms, cache_n;
     int rc;
 } worker_t;
 
@@ -22,6 +23,7 @@ static void take_timings(worker_t * w, const char * json) {
     w->predicted_n  = json_num(json, "predicted_n", -1);
     w->prompt_ms    = json_num(json, "prompt_ms", -1);
     w->predicted_ms = json_num(json, "predicted_ms", -1);
+    w->cache_n      = json_num(json, "cache_n", 0);     /* prompt tokens taken from a cache */
 }
 
 static int on_chunk(const char * chunk, size_t size, int is_final, void * user) {
@@ -35,10 +37,12 @@ static int on_chunk(const char * chunk, size_t size, int is_final, void * user) 
 static void * run_worker(void * arg) {
     worker_t * w = (worker_t *) arg;
     char input[8192];
-    int n = snprintf(input, sizeof input, "{\"prompt\":\"[%s-%d] ", w->tag, w->idx);
+    int n = snprintf(input, sizeof input, w->chat ? "{\"messages\":[{\"role\":\"user\",\"content\":\"[%s-%d] "
+                                                  : "{\"prompt\":\"[%s-%d] ", w->tag, w->idx);
     n += (int) json_escape(input + n, sizeof input - (size_t) n - 128, w->text);
     snprintf(input + n, sizeof input - (size_t) n,
-             "\",\"n_predict\":%d,\"temperature\":0,\"ignore_eos\":true}", w->n_predict);
+             w->chat ? "\"}],\"max_tokens\":%d,\"temperature\":0,\"ignore_eos\":true}"
+                     : "\",\"n_predict\":%d,\"temperature\":0,\"ignore_eos\":true}", w->n_predict);
 
     int session = 0;
     w->rc = llama_server_create_session(w->srv, NULL, &session);
@@ -66,14 +70,14 @@ static void * run_worker(void * arg) {
     return NULL;
 }
 
-int cmd_gen(void * srv, int stream, int k, int n_predict, const char * tag, const char * text) {
+int cmd_gen(void * srv, int stream, int chat, int k, int n_predict, const char * tag, const char * text) {
     if (k < 1 || k > 256) return 1;
     worker_t * ws = (worker_t *) calloc((size_t) k, sizeof *ws);
     pthread_t * th = (pthread_t *) calloc((size_t) k, sizeof *th);
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned) k + 1);
     for (int i = 0; i < k; i++) {
-        ws[i] = (worker_t) {.srv = srv, .idx = i, .n_predict = n_predict, .stream = stream,
+        ws[i] = (worker_t) {.srv = srv, .idx = i, .n_predict = n_predict, .stream = stream || chat, .chat = chat,
                             .tag = tag, .text = text, .start = &start, .first = -1};
         pthread_create(&th[i], NULL, run_worker, &ws[i]);
     }
@@ -84,15 +88,15 @@ int cmd_gen(void * srv, int stream, int k, int n_predict, const char * tag, cons
     for (int i = 0; i < k; i++) pthread_join(th[i], NULL);
     pthread_barrier_destroy(&start);
 
-    printf("{\"cmd\":\"%s\",\"k\":%d,\"n_predict\":%d,\"per\":[", stream ? "stream" : "gen", k, n_predict);
+    printf("{\"cmd\":\"%s\",\"k\":%d,\"n_predict\":%d,\"per\":[", chat ? "chat" : stream ? "stream" : "gen", k, n_predict);
     int failed = 0;
     for (int i = 0; i < k; i++) {
         worker_t * w = &ws[i];
         failed |= w->rc != LLAMA_SUCCESS;
         printf("%s{\"rc\":%d,\"submit_s\":%.6f,\"first_s\":%.6f,\"done_s\":%.6f,\"prompt_n\":%.0f,"
-               "\"predicted_n\":%.0f,\"prompt_ms\":%.3f,\"predicted_ms\":%.3f}",
+               "\"predicted_n\":%.0f,\"prompt_ms\":%.3f,\"predicted_ms\":%.3f,\"cache_n\":%.0f}",
                i ? "," : "", w->rc, w->submit, w->first, w->done, w->prompt_n, w->predicted_n,
-               w->prompt_ms, w->predicted_ms);
+               w->prompt_ms, w->predicted_ms, w->cache_n);
     }
     printf("]%s%s%s}\n", failed ? ",\"error\":\"" : "", failed ? "a task failed" : "", failed ? "\"" : "");
     fflush(stdout);

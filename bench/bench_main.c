@@ -4,6 +4,8 @@
  *
  *   gen K N TAG TEXT         K threads/sessions, N tokens each, create_task + get_result
  *   stream K N TAG TEXT      the same through stream_inference (time to first token)
+ *   chat K N TAG TEXT        K sessions, one streamed chat turn each (max_tokens N): users
+ *                            arriving together
  *   overhead ITERS TEXT      per-call costs (1-token completions, get_status)
  *   embed T N TEXT           T threads x N embedding tasks
  *   rerank T N D TEXT        T threads x N rerank tasks of D documents
@@ -43,8 +45,9 @@ int main(int argc, char ** argv) {
         int a = 0, b = 0, c = 0, used = 0, bad = 0;
         if (sscanf(line, "%31s", cmd) != 1) continue;
         if (!strcmp(cmd, "quit")) break;
-        if ((!strcmp(cmd, "gen") || !strcmp(cmd, "stream")) && sscanf(line, "%*s %d %d %63s%n", &a, &b, tag, &used) == 3) {
-            bad = cmd_gen(srv, cmd[0] == 's', a, b, tag, rest(line + used));
+        if ((!strcmp(cmd, "gen") || !strcmp(cmd, "stream") || !strcmp(cmd, "chat")) &&
+            sscanf(line, "%*s %d %d %63s%n", &a, &b, tag, &used) == 3) {
+            bad = cmd_gen(srv, cmd[0] == 's', cmd[0] == 'c', a, b, tag, rest(line + used));
         } else if (!strcmp(cmd, "overhead") && sscanf(line, "%*s %d%n", &a, &used) == 1) {
             bad = cmd_overhead(srv, a, rest(line + used));
         } else if (!strcmp(cmd, "status")) {

@@ -36,11 +36,16 @@ def main(argv=None) -> int:
     bn = sub.add_parser("bench", help="C API, NIF and llama-server side by side (bench-results/)")
     bn.add_argument("--quick", action="store_true", help="16 tokens, 1 round: a smoke run")
     bn.add_argument("--repeats", type=int, help="rounds per K (median taken)")
-    bn.add_argument("--n-predict", type=int, help="tokens per session (default 128)")
+    bn.add_argument("--n-predict", type=int, help="tokens per session (default 128; users phase 96)")
     bn.add_argument("--ks", help="concurrent sessions, comma-separated (default 1,4,8)")
     bn.add_argument("--parallel", type=int, help="n_parallel / -np (default 4)")
-    bn.add_argument("--threads", type=int, help="n_threads / -t (default 2)")
-    bn.add_argument("--phases", default="gen,engine,embed", help="subset of gen,engine,embed")
+    bn.add_argument("--threads", type=int, help="n_threads / -t (default 2; users phase: our default, the cores)")
+    bn.add_argument("--phases", default="gen,engine,embed",
+                    help="subset of gen,engine,embed,users (users: K users arriving together, every "
+                         "program at its defaults; `make bench-users`)")
+    bn.add_argument("--users", help="users phase: users arriving together, comma-separated (default 1,4,8,16,32)")
+    bn.add_argument("--results", help="users phase: the file its table is added to (default bench/RESULTS.md; "
+                                      "not with --quick unless given; 'none': not recorded)")
     bn.add_argument("--no-build", action="store_true", help="use the binaries already in build/")
     bn.add_argument("--omp-wait-policy", default="default", choices=["passive", "active", "default"],
                     help="OMP_WAIT_POLICY of every process (default: left as users get it; see bench.bench_procs.ENV)")
@@ -89,7 +94,8 @@ def main(argv=None) -> int:
     elif args.cmd == "bench":
         from .bench import bench
         return bench.main(bench.plan_from_args(args), args.no_build, args.phases, args.omp_wait_policy,
-                          Path(args.out).resolve() if args.out else None)
+                          Path(args.out).resolve() if args.out else None, bench.results_from_args(args),
+                          bench.command_line(list(argv if argv is not None else sys.argv[1:])))
     elif args.cmd == "bench-cpu":
         from .bench import bench_cpu, bench_procs
         bench_procs.set_omp_wait_policy(args.omp_wait_policy)

@@ -1,6 +1,9 @@
 """`make bench` (python -m llama_nif_tools bench): our C API, our NIF and llama.cpp's
 llama-server on the same model, threads and settings, in one run, alternating per K; then
 llama-batched-bench (the engine alone), the C API's per-call costs, and embeddings/rerank.
+The phase "users" (`make bench-users`, issue 24) is the concurrency a new user meets: K users
+send one streamed chat each at the same moment, every program at its own defaults but threads,
+beside llama-batched-bench's ceiling at B = K; its table also goes to bench/RESULTS.md.
 Writes bench-results/bench.json and bench.png and prints the table (bench_report.py)."""
 from __future__ import annotations
 
@@ -38,12 +41,19 @@ class Plan:
     generations: int = 1               # fresh processes this many times, `repeats` rounds each
     server_huge_pages: bool = False    # llama-server with our default's memory (a control)
     settings: bench_procs.Settings = field(default_factory=bench_procs.Settings)
+    # phase "users": K users arriving together, each one streamed chat of users_n_predict
+    # tokens, every program at its defaults; users_threads None: our default (the cores)
+    users: list = field(default_factory=lambda: [1, 4, 8, 16, 32])
+    users_n_predict: int = 96
+    users_threads: int | None = None
 
     @classmethod
     def quick(cls) -> "Plan":
         return cls(n_predict=16, repeats=1, ttft_repeats=1, overhead_iters=40, embed_requests=32,
-                   rerank_requests=8)
+                   rerank_requests=8, users_n_predict=16)
 
+
+RESULTS = paths.ROOT / "bench" / "RESULTS.md"   # the users phase's tables, newest first
 
 # what the runs start, under build/bin (the C API and llama_server come in through the bench program)
 PROGRAMS = ["llama_nif_bench", "llama-server", "llama-batched-bench"]
@@ -163,6 +173,75 @@ def run_engine(model: Path, plan: Plan, out: Path, res: dict) -> None:
                                               out / "batched-bench.log")
 
 
+def _users_npp(runs: dict, default: int = 48) -> int:
+    """The chats' prompt length in tokens so far (prompt_n + cache_n: the whole prompt, cached
+    or not), median over every stream of every system; default before any has run."""
+    n = sorted(p["prompt_n"] + p.get("cache_n", 0) for by_k in runs.values() if isinstance(by_k, dict)
+               for rs in by_k.values() for r in rs for p in r.get("per", [])
+               if p.get("rc") == 0 and p.get("prompt_n", -1) > 0)
+    return n[len(n) // 2] if n else default
+
+
+def run_users(model: Path, plan: Plan, out: Path, res: dict) -> None:
+    """Users arriving together (issue 24): for each K, `repeats` rounds; in each, the C API, the
+    NIF and llama-server (all at their defaults but threads) get K streamed chats sent at the
+    same moment, and llama-batched-bench runs at B = K with the chats' prompt length and
+    users_n_predict tokens (the engine's ceiling); the order reverses every other round."""
+    d = bench_procs.DefaultsRun(plan.users_threads)
+    n = plan.users_n_predict
+    u = res.setdefault("users", {})
+    (out / "users-batched-bench.log").write_text("")   # its runs append to it
+    res["users_setup"] = {"ours": d.ours(), "server": d.server_args(), "threads": d.t(), "n_predict": n,
+                          "ks": plan.users, "repeats": plan.repeats}
+    systems: dict = {"c": d.c_worker(model, out / "users-c.log")}
+    try:
+        why = bench_procs.nif_missing()
+        systems["nif"] = why or d.nif_worker(model, out / "users-nif.log")
+        systems["server"] = d.server(model, out / "users-llama-server.log")
+        res["users_setup"]["nif_status"] = why or "ok"
+        st = systems["c"].cmd("status")
+        props = bench_http.props(systems["server"].port)
+        res["users_setup"]["slots"] = {"c": len(st.get("slots", [])), "server": props.get("total_slots")}
+        res["users_setup"]["cpu_variant"] = st.get("backend", {}).get("cpu_variant")
+        say(f"users: ours {d.ours()} ({res['users_setup']['slots']['c']} slots), "
+            f"llama-server {' '.join(d.server_args())} ({props.get('total_slots')} slots); warm-up")
+        for name, o in systems.items():
+            if not isinstance(o, str):
+                _chat(o, 2, 8, "warm")
+        names = [*systems, "engine"]
+        say(f"users arriving together: K={plan.users}, one chat of {n} tokens each, {plan.repeats} rounds, "
+            f"llama-batched-bench at B = K")
+        for k in plan.users:
+            for rep in range(plan.repeats):
+                for name in (names if rep % 2 == 0 else names[::-1]):
+                    if isinstance(systems.get(name), str):
+                        continue
+                    if name == "engine":
+                        npp = _users_npp(u)
+                        try:
+                            rows = bench_procs.batched_bench(model, bench_procs.Settings(), npp, n, [k],
+                                                             out / "users-batched-bench.log",
+                                                             bench_procs.ceiling_args(d.t(), k, npp, n), append=True)
+                            r = next((x for x in rows if x.get("pl") == k),
+                                     {"error": f"no row for B={k} (context too small?)"})
+                        except RuntimeError as e:
+                            r = {"error": str(e)}
+                    else:
+                        r = _chat(systems[name], k, n, f"u{rep}k{k}")   # fresh text: no whole-prompt cache hits
+                    u.setdefault(name, {}).setdefault(str(k), []).append(r)
+                    say(f"  users K={k} rep {rep + 1}/{plan.repeats} {name}: {bench_report.one_line(r)}")
+    finally:
+        for o in systems.values():
+            if not isinstance(o, str):
+                o.close()
+
+
+def _chat(sysobj, k: int, n: int, tag: str) -> dict:
+    if isinstance(sysobj, bench_procs.LlamaServer):
+        return bench_http.chat(sysobj.port, k, n, tag, PROMPT)
+    return sysobj.cmd(f"chat {k} {n} {tag} {PROMPT}")
+
+
 def run_embeddings(plan: Plan, out: Path, res: dict) -> None:
     s = plan.settings
     es = bench_procs.Settings(n_parallel=s.n_parallel, n_ctx=512, n_batch=s.n_batch, n_ubatch=s.n_ubatch,
@@ -196,21 +275,32 @@ def run_embeddings(plan: Plan, out: Path, res: dict) -> None:
 
 
 def main(plan: Plan, skip_build: bool = False, phases: str = "gen,engine,embed",
-         omp_wait_policy: str = "default", out: Path | None = None) -> int:
+         omp_wait_policy: str = "default", out: Path | None = None, results: Path | None = None,
+         command: str = "") -> int:
+    """results: the file the users phase's table is added to (bench/RESULTS.md), None: not
+    recorded; command: how this run was started, for that file."""
     t_start = time.monotonic()
     bench_procs.set_omp_wait_policy(omp_wait_policy)
     out = out or paths.ROOT / "bench-results"
     out.mkdir(parents=True, exist_ok=True)
+    want = set(phases.split(","))
+    unknown = want - {"gen", "engine", "embed", "users"}
+    if unknown:
+        say(f"unknown phase(s) {','.join(sorted(unknown))}: the phases are gen, engine, embed, users")
+        return 2
     if not ensure_built(skip_build):
         return 1
-    ensure_matplotlib()
+    if want & {"gen", "engine", "embed"}:
+        ensure_matplotlib()
     model = paths.MODELS / pins.DEFAULT_MODEL.filename
     if not model.is_file():
         say(f"missing {model}: run `make model`")
         return 1
     res: dict = {"plan": {**asdict(plan), "settings": asdict(plan.settings)}, "model": model.name,
-                 "cores": os.cpu_count(), "omp_wait_policy": omp_wait_policy, "load_start": os.getloadavg(), "started": time.strftime("%F %T")}
-    want = set(phases.split(","))
+                 "cores": os.cpu_count(), "omp_wait_policy": omp_wait_policy, "load_start": os.getloadavg(),
+                 "started": time.strftime("%F %T"), "phases": sorted(want), "command": command}
+    if "users" in want:
+        run_users(model, plan, out, res)
     if "gen" in want:
         run_generation(model, plan, out, res)
     if "engine" in want:
@@ -219,8 +309,30 @@ def main(plan: Plan, skip_build: bool = False, phases: str = "gen,engine,embed",
         run_embeddings(plan, out, res)
     res["load_end"] = os.getloadavg()
     res["wall_s"] = time.monotonic() - t_start
-    bench_report.report(res, out)
+    s = bench_report.report(res, out)
+    if "users" in want and results:
+        bench_report.record_users(res, s, results)
+        say(f"added the users table to {results}")
     return 0
+
+
+def results_from_args(args) -> Path | None:
+    """Where the users table is recorded: --results, else bench/RESULTS.md; not for --quick
+    (a smoke run) unless --results names a file; --results none: nowhere."""
+    if args.results:
+        return None if args.results == "none" else Path(args.results).resolve()
+    return None if args.quick else RESULTS
+
+
+def command_line(argv: list[str]) -> str:
+    """The make command that runs these CLI arguments (`make bench` passes BENCH_ARGS on,
+    `make bench-users` after --phases users)."""
+    import shlex
+    rest = argv[argv.index("bench") + 1:] if "bench" in argv else list(argv)
+    target = "bench"
+    if rest[:2] == ["--phases", "users"]:
+        target, rest = "bench-users", rest[2:]
+    return f'make {target} BENCH_ARGS="{shlex.join(rest)}"' if rest else f"make {target}"
 
 
 def plan_from_args(args) -> Plan:
@@ -232,6 +344,11 @@ def plan_from_args(args) -> Plan:
     plan.control = args.control
     plan.server_huge_pages = args.server_huge_pages
     plan.generations = max(1, args.generations or 1)
+    if args.n_predict:
+        plan.users_n_predict = args.n_predict
+    if args.users:
+        plan.users = [int(k) for k in args.users.split(",")]
+    plan.users_threads = args.threads
     if args.ks:
         plan.ks = [int(k) for k in args.ks.split(",")]
         plan.ttft_ks = [plan.ks[0], plan.ks[-1]]

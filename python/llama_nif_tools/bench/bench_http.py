@@ -1,6 +1,7 @@
 """The llama-server column of `make bench`: a light HTTP client (http.client + threads) whose
 runs return the same JSON shapes as the C bench program's commands (bench/bench_main.c), so
-that one summary serves both. Non-streaming for throughput, SSE for time to first token."""
+that one summary serves both. Non-streaming for throughput, SSE for time to first token, and
+streamed chats (/v1/chat/completions) for users arriving together (`chat`)."""
 from __future__ import annotations
 
 import http.client
@@ -26,9 +27,10 @@ def _post(conn: http.client.HTTPConnection, path: str, body: dict) -> dict:
     return json.loads(data)
 
 
-def _stream(conn: http.client.HTTPConnection, body: dict, t0: float) -> tuple[float, dict]:
+def _stream(conn: http.client.HTTPConnection, body: dict, t0: float,
+            path: str = "/completion") -> tuple[float, dict]:
     """(seconds from t0 to the first SSE event, the last event's JSON)."""
-    conn.request("POST", "/completion", json.dumps({**body, "stream": True}), HEADERS)
+    conn.request("POST", path, json.dumps({**body, "stream": True}), HEADERS)
     r = conn.getresponse()
     if r.status != 200:
         raise RuntimeError(f"stream: HTTP {r.status}: {r.read()[:300]!r}")
@@ -46,7 +48,8 @@ def _stream(conn: http.client.HTTPConnection, body: dict, t0: float) -> tuple[fl
 
 def _timings(result: dict) -> dict:
     t = result.get("timings") or {}
-    return {k: t.get(k, -1) for k in ("prompt_n", "predicted_n", "prompt_ms", "predicted_ms")}
+    return {**{k: t.get(k, -1) for k in ("prompt_n", "predicted_n", "prompt_ms", "predicted_ms")},
+            "cache_n": max(0, t.get("cache_n", 0))}
 
 
 def _threads(n: int, setup, work) -> tuple[list, float]:
@@ -94,6 +97,33 @@ def gen(port: int, k: int, n_predict: int, tag: str, text: str, stream: bool) ->
 
     per, _ = _threads(k, lambda i: _connect(port), work)
     return {"cmd": "stream" if stream else "gen", "k": k, "n_predict": n_predict, "per": per}
+
+
+def chat(port: int, k: int, n_predict: int, tag: str, text: str) -> dict:
+    """K users, each one streamed chat turn of n_predict tokens (/v1/chat/completions), all
+    sent at once: the shape of the C program's "chat"."""
+    def work(i, conn, t0):
+        body = {"messages": [{"role": "user", "content": f"[{tag}-{i}] {text}"}], "max_tokens": n_predict,
+                "temperature": 0, "ignore_eos": True}
+        submit = time.monotonic() - t0
+        first, res = _stream(conn, body, t0, "/v1/chat/completions")
+        done = time.monotonic() - t0
+        conn.close()
+        return {"rc": 0, "submit_s": submit, "first_s": first, "done_s": done, **_timings(res)}
+
+    per, _ = _threads(k, lambda i: _connect(port), work)
+    return {"cmd": "chat", "k": k, "n_predict": n_predict, "per": per}
+
+
+def props(port: int) -> dict:
+    """GET /props: what llama-server chose (total_slots, default_generation_settings.n_ctx)."""
+    c = _connect(port)
+    try:
+        c.request("GET", "/props")
+        r = c.getresponse()
+        return json.loads(r.read()) if r.status == 200 else {}
+    finally:
+        c.close()
 
 
 def stats(v: list[float]) -> dict:

@@ -1,6 +1,7 @@
 """Processes that `make bench` drives: our line-protocol workers (the C program and the NIF
 escript, bench/), llama.cpp's llama-server and llama-batched-bench. All take the same
-settings so that the columns compare like with like."""
+settings so that the columns compare like with like; the users phase (`make bench-users`)
+starts every program at its own defaults instead, threads alone given (`DefaultsRun`)."""
 from __future__ import annotations
 
 import http.client
@@ -99,6 +100,34 @@ def c_worker(model: Path, s: Settings, log: Path, model_config: dict | None = No
     return Worker("C API", [BIN / "llama_nif_bench", model, s.ours(), json.dumps(model_config or {})], log)
 
 
+@dataclass(frozen=True)
+class DefaultsRun:
+    """Every program as a new user starts it: ours with no config but the log level,
+    llama-server with `-t` alone (4 slots, a unified KV cache of the model's context),
+    llama-batched-bench with -t, -kvu and the shape of the chats. threads None: our default
+    (the number of cores, std::thread::hardware_concurrency) given to llama.cpp's tools as
+    -t; a number: the same for all, ours as n_threads."""
+    threads: int | None = None
+
+    def t(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+    def ours(self) -> str:
+        return json.dumps({"log_level": "error", **({"n_threads": self.threads} if self.threads else {})})
+
+    def server_args(self) -> list[str]:
+        return ["-t", str(self.t())]
+
+    def c_worker(self, model: Path, log: Path) -> Worker:
+        return Worker("C API", [BIN / "llama_nif_bench", model, self.ours()], log)
+
+    def nif_worker(self, model: Path, log: Path) -> Worker:
+        return Worker("NIF", ["escript", paths.ROOT / "bench" / "bench_nif.escript", model, self.ours()], log)
+
+    def server(self, model: Path, log: Path) -> "LlamaServer":
+        return LlamaServer(model, Settings(), log, own_args=self.server_args())
+
+
 def nif_missing() -> str | None:
     """Why the NIF column cannot run, or None."""
     if not (paths.PRIV / "llama_nif.so").is_file():
@@ -126,14 +155,18 @@ def free_port() -> int:
 class LlamaServer:
     """llama.cpp's llama-server on loopback, started with our settings; waits for /health."""
 
-    def __init__(self, model: Path, s: Settings, log: Path, extra: list[str] = (), env: dict | None = None):
+    def __init__(self, model: Path, s: Settings, log: Path, extra: list[str] = (), env: dict | None = None,
+                 own_args: list[str] | None = None):
+        """own_args: these instead of the settings (DefaultsRun: -t alone)."""
         self.port = free_port()
         self.log = open(log, "w")
+        settings = own_args if own_args is not None else [
+            "-np", str(s.n_parallel), *s.llama_args(s.n_parallel), "--cache-ram", str(s.cache_ram_mib),
+            "-sps", "0",            # ours: slot_prompt_similarity 0 (llama-server's default is 0.1)
+            "-fit", "off",          # ours: keep the sizes asked for
+            "--no-ui"]
         argv = [str(BIN / "llama-server"), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port),
-                "-np", str(s.n_parallel), *s.llama_args(s.n_parallel), "--cache-ram", str(s.cache_ram_mib),
-                "-sps", "0",            # ours: slot_prompt_similarity 0 (llama-server's default is 0.1)
-                "-fit", "off",          # ours: keep the sizes asked for
-                "--no-ui", *extra]
+                *settings, *extra]
         self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, cwd=paths.ROOT,
                                   env={**ENV, **(env or {})})
         self._wait_healthy(log)
@@ -164,14 +197,26 @@ class LlamaServer:
         self.log.close()
 
 
-def batched_bench(model: Path, s: Settings, npp: int, ntg: int, npl: list[int], log: Path) -> list[dict]:
+def batched_bench(model: Path, s: Settings, npp: int, ntg: int, npl: list[int], log: Path,
+                  args: list[str] | None = None, append: bool = False) -> list[dict]:
     """llama-batched-bench rows (JSONL): the engine alone, no server. -c gives every sequence
-    n_ctx, as a slot of ours."""
-    argv = [str(BIN / "llama-batched-bench"), "-m", str(model), *s.llama_args(max(npl)),
+    n_ctx, as a slot of ours. args: these instead of the settings (ceiling_args); append: add
+    to the log (the users phase runs it once per K and round)."""
+    argv = [str(BIN / "llama-batched-bench"), "-m", str(model), *(s.llama_args(max(npl)) if args is None else args),
             "-npp", str(npp), "-ntg", str(ntg), "-npl", ",".join(map(str, npl)), "--output-format", "jsonl"]
     r = subprocess.run(argv, capture_output=True, text=True, cwd=paths.ROOT, env=ENV)
-    log.write_text(" ".join(argv) + "\n" + r.stdout + r.stderr)
+    with open(log, "a" if append else "w") as f:
+        f.write(" ".join(argv) + "\n" + r.stdout + r.stderr)
     if r.returncode != 0:
         raise RuntimeError(f"llama-batched-bench failed (rc {r.returncode}); see {log}")
     rows = [json.loads(line) for line in (r.stdout + "\n" + r.stderr).splitlines() if line.startswith("{")]
     return rows
+
+
+def ceiling_args(threads: int, n_seq: int, npp: int, ntg: int) -> list[str]:
+    """llama-batched-bench as the engine's ceiling for n_seq users: its defaults but threads,
+    one unified KV cache as llama-server's default (-kvu), and a context that holds every
+    sequence's prompt and generation (its default, the model's training context, may not:
+    a row that does not fit is skipped without a word)."""
+    need = n_seq * (npp + ntg)
+    return ["-t", str(threads), "-tb", str(threads), "-kvu", "-c", str(max(4096, -(-need // 256) * 256))]
